@@ -1,0 +1,36 @@
+# Two entry points do all the set-up on a fresh machine: `make demo` and `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-stamp
+
+.PHONY: install demo test test-slow prepare-data clean
+
+$(STAMP): pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -c constraints.txt -e '.[test]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+# The main job: P2's LeNet-300-100 protocol, shortened, on the MNIST subset shipped in the package.
+demo: $(STAMP)
+	$(PY) -m jaxtickets.main --config=configs/mnist_lenet.py:demo --workdir=runs/demo
+
+test: $(STAMP)
+	$(PY) -m pytest -q
+
+# Import the offline MNIST and CIFAR-10 copies into a TFDS data dir (used by full-size runs).
+DATA_SRC ?= ../shared/data
+TFDS_DIR ?= $(HOME)/tensorflow_datasets
+prepare-data: $(STAMP)
+	$(PY) -m jaxtickets.data.prepare --dataset mnist --source $(DATA_SRC)/mnist.npz --data_dir $(TFDS_DIR)
+	$(PY) -m jaxtickets.data.prepare --dataset cifar10 --source $(DATA_SRC)/cifar10_jpeg.npz --data_dir $(TFDS_DIR)
+
+# Slow reproduction runs on the full data sets (about an hour on 2 cores).
+test-slow: $(STAMP)
+	$(PY) -m pytest -q -m slow -s
+
+clean:
+	rm -rf $(VENV) runs

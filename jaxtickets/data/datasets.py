@@ -1,0 +1,86 @@
+"""Named datasets as in-memory uint8 arrays, with P2's held-out validation split.
+
+MNIST and CIFAR-10 are small enough to hold in memory (and on the device); they
+come from TFDS (`tfds.data_source` over array_record, no TensorFlow) or, for
+MNIST, from the subset embedded in the package so the demo needs no download.
+Test images are never used for any choice; validation is carved out of train.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.resources
+
+import numpy as np
+
+from jaxtickets.errors import ConfigError
+
+NORMALIZATION = {  # per-channel mean and std of the training images
+    "mnist": ((0.1307,), (0.3081,)),
+    "cifar10": ((0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)),
+}
+NUM_CLASSES = {"mnist": 10, "cifar10": 10}
+EMBEDDED_MNIST = "mnist_subset.npz"
+
+
+@dataclasses.dataclass
+class Split:
+    images: np.ndarray  # uint8 [N, H, W, C]
+    labels: np.ndarray  # int32 [N]
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def take(self, index: np.ndarray) -> "Split":
+        return Split(self.images[index], self.labels[index])
+
+
+@dataclasses.dataclass
+class Splits:
+    name: str
+    train: Split
+    validation: Split
+    test: Split
+    num_classes: int
+
+
+def _embedded_mnist() -> dict[str, Split]:
+    ref = importlib.resources.files("jaxtickets.data") / "embedded" / EMBEDDED_MNIST
+    with importlib.resources.as_file(ref) as path, np.load(path) as raw:
+        return {split: Split(raw[f"x_{split}"][..., None], raw[f"y_{split}"].astype(np.int32))
+                for split in ("train", "test")}
+
+
+def _tfds(name: str, data_dir: str) -> dict[str, Split]:
+    from jaxtickets.data.tfds_io import load_tfds_arrays
+
+    out = {}
+    for split in ("train", "test"):
+        images, labels = load_tfds_arrays(name, split, data_dir or None)
+        out[split] = Split(images, labels.astype(np.int32))
+    return out
+
+
+def load_splits(dataset: str, source: str, data_dir: str, validation_size: int,
+                train_size: int = 0, test_size: int = 0, split_seed: int = 0) -> Splits:
+    """Loads train/test and holds `validation_size` training images out (seeded)."""
+    raw = _embedded_mnist() if source == "embedded" else _tfds(dataset, data_dir)
+    train, test = raw["train"], raw["test"]
+    if validation_size >= len(train):
+        raise ConfigError(f"data.validation_size: {validation_size} leaves no training "
+                         f"images out of {len(train)}")
+    order = np.random.default_rng(split_seed).permutation(len(train))
+    validation = train.take(np.sort(order[:validation_size]))
+    rest = order[validation_size:]
+    if train_size:
+        if train_size > len(rest):
+            raise ConfigError(f"data.train_size: {train_size} exceeds the {len(rest)} "
+                             "training images left after the validation split")
+        rest = rest[:train_size]
+    train = train.take(np.sort(rest))
+    if test_size:
+        if test_size > len(test):
+            raise ConfigError(f"data.test_size: {test_size} exceeds the {len(test)} test images")
+        test = test.take(np.sort(np.random.default_rng(split_seed + 1).permutation(
+            len(test))[:test_size]))
+    return Splits(dataset, train, validation, test, NUM_CLASSES[dataset])

@@ -1,0 +1,5 @@
+"""Errors a user can fix, reported as one clear line naming the problem."""
+
+
+class ConfigError(ValueError):
+    """A config that cannot run; the message names the key."""

@@ -1,0 +1,1 @@
+"""Experiments: the IMP driver over replicates x levels x branches, and its outputs."""

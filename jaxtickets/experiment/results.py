@@ -1,0 +1,81 @@
+"""results.json, the per-level table printed at the end, and the accuracy plot.
+
+The schema (one row per replicate x level x branch) is documented in the README and
+kept stable: reports and plots are made from it alone.
+"""
+
+from __future__ import annotations
+
+import pathlib
+from collections import defaultdict
+
+from jaxtickets.checkpoints import write_json
+
+RESULTS_FILE = "results.json"
+PLOT_FILE = "accuracy_vs_remaining.png"
+SCHEMA_VERSION = 1
+
+
+def write_results(workdir: pathlib.Path, experiment_id: str, rows: list[dict],
+                  extra: dict) -> None:
+    rows = sorted(rows, key=lambda r: (r["replicate"], r["level"], r["branch"] != "ticket",
+                                       r["branch"]))
+    write_json(workdir / RESULTS_FILE, {"schema_version": SCHEMA_VERSION,
+                                        "experiment": experiment_id, "rows": rows, **extra})
+
+
+def _mean_by(rows: list[dict], key: str) -> dict[tuple[int, str], float]:
+    groups: dict[tuple[int, str], list[float]] = defaultdict(list)
+    for r in rows:
+        groups[(r["level"], r["branch"])].append(r[key])
+    return {k: sum(v) / len(v) for k, v in groups.items()}
+
+
+def format_table(rows: list[dict]) -> str:
+    """% remaining and, per branch, early-stop and final test accuracy (replicate mean)."""
+    branches = sorted({r["branch"] for r in rows}, key=lambda b: (b != "ticket", b))
+    density = {r["level"]: r["density"] for r in rows}
+    early = _mean_by(rows, "early_stop_test_accuracy")
+    final = _mean_by(rows, "test_accuracy")
+    stop = _mean_by(rows, "early_stop_step")
+    header = ["level", "% remaining"]
+    for b in branches:
+        header += [f"{b} acc@stop", f"{b} acc@end", f"{b} stop step"]
+    lines = [" | ".join(header), " | ".join("---" for _ in header)]
+    for level in sorted(density):
+        cells = [str(level), f"{100 * density[level]:.2f}"]
+        for b in branches:
+            if (level, b) in early:
+                cells += [f"{100 * early[(level, b)]:.2f}", f"{100 * final[(level, b)]:.2f}",
+                          f"{stop[(level, b)]:.0f}"]
+            else:
+                cells += ["-", "-", "-"]
+        lines.append(" | ".join(cells))
+    return "\n".join(lines)
+
+
+def plot_accuracy(rows: list[dict], path: pathlib.Path) -> None:
+    """Test accuracy at early stop against % remaining (log x), one line per branch."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    early = _mean_by(rows, "early_stop_test_accuracy")
+    density = {r["level"]: r["density"] for r in rows}
+    for branch in sorted({b for _, b in early}, key=lambda b: (b != "ticket", b)):
+        levels = sorted(lv for lv, b in early if b == branch)
+        ax.plot([100 * density[lv] for lv in levels],
+                [100 * early[(lv, branch)] for lv in levels], marker="o", label=branch)
+    ax.set_xscale("log")
+    ax.invert_xaxis()
+    ax.set_xlabel("% of prunable weights remaining")
+    ax.set_ylabel("test accuracy at early stop (%)")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    tmp = path.with_name(f".{path.name}.tmp.png")
+    fig.savefig(tmp, dpi=120)
+    plt.close(fig)
+    tmp.replace(path)

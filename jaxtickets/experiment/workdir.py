@@ -1,0 +1,89 @@
+"""The workdir belongs to one experiment (its config hash) and to one process at a time."""
+
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+import socket
+
+import ml_collections
+
+from jaxtickets.checkpoints import read_json, write_json
+from jaxtickets.config_schema import canonical_json, identity
+
+CONFIG_FILE = "config.json"
+LOCK_FILE = ".lock"
+
+
+class WorkdirError(RuntimeError):
+    """The workdir holds another experiment or is in use."""
+
+
+def check_identity(workdir: pathlib.Path, config: ml_collections.ConfigDict) -> bool:
+    """True if the workdir already holds this experiment; raises if it holds another."""
+    path = workdir / CONFIG_FILE
+    if not path.exists():
+        if workdir.exists() and any(p.name != LOCK_FILE for p in workdir.iterdir()):
+            raise WorkdirError(f"workdir {workdir} is not empty and has no {CONFIG_FILE}; "
+                               "refusing to write into it")
+        return False
+    stored = read_json(path)
+    if stored.get("identity") != identity(config):
+        raise WorkdirError(
+            f"workdir {workdir} holds a different experiment (identity "
+            f"{stored.get('identity')}, this config is {identity(config)}); use a new "
+            "--workdir or the config that made it")
+    return True
+
+
+def write_config(workdir: pathlib.Path, config: ml_collections.ConfigDict) -> None:
+    write_json(workdir / CONFIG_FILE, {"identity": identity(config),
+                                       "config": json.loads(canonical_json(config)),
+                                       "runtime": config.runtime.to_dict()})
+
+
+class WorkdirLock:
+    """An exclusive lock file; a lock left by a dead process on this host is taken over."""
+
+    def __init__(self, workdir: pathlib.Path):
+        self.path = workdir / LOCK_FILE
+        self.token = f"{socket.gethostname()} {os.getpid()}"
+
+    def __enter__(self) -> "WorkdirLock":
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        for _ in range(2):
+            try:
+                fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+            except FileExistsError:
+                if self._holder_alive():
+                    raise WorkdirError(f"workdir {self.path.parent} is in use by "
+                                       f"{self.path.read_text().strip()}") from None
+                self.path.unlink(missing_ok=True)
+                continue
+            with os.fdopen(fd, "w") as f:
+                f.write(self.token)
+            return self
+        raise WorkdirError(f"could not take the lock {self.path}")
+
+    def _holder_alive(self) -> bool:
+        try:
+            host, pid = self.path.read_text().split()
+        except (OSError, ValueError):
+            return False
+        if host != socket.gethostname():
+            return True  # cannot tell; be safe
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+        return True
+
+    def __exit__(self, *exc) -> None:
+        try:
+            if self.path.read_text() == self.token:
+                self.path.unlink()
+        except OSError:
+            pass

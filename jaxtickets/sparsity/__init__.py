@@ -1,0 +1,1 @@
+"""Masks, prunable-set policies and pruning rules."""

@@ -1,0 +1,90 @@
+"""Magnitude pruning with exact counts (DESIGN invariant 4).
+
+Each group (a layer, or the whole prunable set for global pruning) loses exactly
+round(rate x remaining) of its currently unpruned weights: the lowest scores go,
+found by a selection over the unpruned entries only. Ties are broken by a seeded
+random permutation, so equal magnitudes never make the count drift.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Callable, Mapping
+
+import jax
+import numpy as np
+
+from jaxtickets.sparsity.masks import kernel_kind
+
+PyTree = Any
+ScoreFn = Callable[[np.ndarray], np.ndarray]
+
+
+def magnitude(weights: np.ndarray) -> np.ndarray:
+    return np.abs(weights)
+
+
+def num_to_prune(rate: float, remaining: int) -> int:
+    """round(rate x remaining), halves rounded up (Python's round() rounds to even)."""
+    return int(math.floor(rate * remaining + 0.5))
+
+
+def _lowest(scores: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
+    """Indices of the k lowest scores; ties resolved by a seeded shuffle of the order."""
+    if k <= 0:
+        return np.zeros((0,), dtype=np.int64)
+    order = rng.permutation(scores.size)
+    shuffled = scores[order]
+    if k >= scores.size:
+        return order
+    picked = np.argpartition(shuffled, k - 1)[:k]
+    return order[picked]
+
+
+def _prune_group(weights: list[np.ndarray], masks: list[np.ndarray], rate: float,
+                 rng: np.random.Generator, score: ScoreFn) -> list[np.ndarray]:
+    flat_masks = [m.reshape(-1) for m in masks]
+    alive = [np.flatnonzero(m) for m in flat_masks]
+    scores = np.concatenate([score(np.asarray(w, np.float32).reshape(-1))[a]
+                             for w, a in zip(weights, alive)])
+    drop = _lowest(scores, num_to_prune(rate, scores.size), rng)
+    offsets = np.cumsum([0] + [a.size for a in alive])
+    new = [m.copy() for m in flat_masks]
+    for i, (start, stop) in enumerate(zip(offsets[:-1], offsets[1:])):
+        chosen = drop[(drop >= start) & (drop < stop)] - start
+        new[i][alive[i][chosen]] = False
+    return [n.reshape(m.shape) for n, m in zip(new, masks)]
+
+
+def _prunable(params: PyTree, mask: PyTree):
+    paths, _ = jax.tree_util.tree_flatten_with_path(params)
+    mask_leaves = jax.tree_util.tree_leaves(mask, is_leaf=lambda x: x is None)
+    return [(path, np.asarray(w), np.asarray(m))
+            for (path, w), m in zip(paths, mask_leaves) if m is not None]
+
+
+def _rebuild(mask: PyTree, new_masks: list[np.ndarray]) -> PyTree:
+    it = iter(new_masks)
+    return jax.tree_util.tree_map(lambda m: None if m is None else next(it), mask,
+                                  is_leaf=lambda x: x is None)
+
+
+def prune_layerwise(params: PyTree, mask: PyTree, rates: Mapping[str, float], seed: int,
+                    score: ScoreFn = magnitude) -> PyTree:
+    """Prunes each layer on its own at the rate of its kind (P2 Fig. 2's table)."""
+    rng = np.random.default_rng(seed)
+    new_masks = []
+    for path, w, m in _prunable(params, mask):
+        rate = rates[kernel_kind(path, w)]
+        new_masks.extend(_prune_group([w], [m], rate, rng, score))
+    return _rebuild(mask, new_masks)
+
+
+def prune_global(params: PyTree, mask: PyTree, rate: float, seed: int,
+                 score: ScoreFn = magnitude) -> PyTree:
+    """Prunes the lowest scores over the whole prunable set at once (P0, P1, P2 Sec. 4)."""
+    rng = np.random.default_rng(seed)
+    leaves = _prunable(params, mask)
+    new_masks = _prune_group([w for _, w, _ in leaves], [m for _, _, m in leaves], rate,
+                             rng, score)
+    return _rebuild(mask, new_masks)

@@ -1,0 +1,1 @@
+"""Masked training: optimizers, schedules, the train state and the jitted steps."""

@@ -1,0 +1,183 @@
+"""One training run: chunks of jitted steps, evaluation, early stopping, resumption.
+
+Everything a run needs to continue after a kill (train state, evaluation history,
+elapsed time) is in its step checkpoints, and the batches depend only on the step,
+so a resumed run reproduces an uninterrupted one exactly.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import pathlib
+import time
+from typing import Callable, Optional
+
+import jax
+import numpy as np
+
+from jaxtickets.checkpoints import StepCheckpoints
+from jaxtickets.training.batches import BatchOrder, DeviceSplit, device_indices, eval_chunks
+from jaxtickets.training.state import TrainState
+from jaxtickets.training.steps import CompiledSteps
+
+
+@dataclasses.dataclass(frozen=True)
+class RunPlan:
+    label: str
+    directory: pathlib.Path
+    start_step: int
+    end_step: int
+    eval_every: int
+    checkpoint_every: int
+    capture_step: Optional[int] = None
+
+
+@dataclasses.dataclass
+class RunOutcome:
+    state: TrainState
+    history: list[dict]
+    wall_seconds: float
+
+    def early_stop(self) -> dict:
+        """P2's metric: the evaluation of minimum validation loss (first one on ties)."""
+        best = min(self.history, key=lambda h: (h["validation_loss"], h["step"]))
+        return best
+
+    def summary(self) -> dict:
+        best, last = self.early_stop(), self.history[-1]
+        return {
+            "early_stop_step": best["step"],
+            "early_stop_test_accuracy": best["test_accuracy"],
+            "early_stop_validation_loss": best["validation_loss"],
+            "early_stop_validation_accuracy": best["validation_accuracy"],
+            "test_accuracy": last["test_accuracy"],
+            "test_loss": last["test_loss"],
+            "validation_accuracy": last["validation_accuracy"],
+            "validation_loss": last["validation_loss"],
+            "train_accuracy": last["train_accuracy"],
+            "wall_seconds": self.wall_seconds,
+        }
+
+
+class Progress:
+    """Prints level, step, speed and ETA at most every `every_seconds`."""
+
+    def __init__(self, total_steps: int, every_seconds: float = 10.0):
+        self.total_steps = max(total_steps, 1)
+        self.done_steps = 0
+        self.every_seconds = every_seconds
+        self._last_print = -math.inf
+        self._start = time.time()
+
+    def update(self, label: str, step: int, end: int, steps: int, metrics: dict,
+               force: bool = False) -> None:
+        self.done_steps += steps
+        now = time.time()
+        if not force and now - self._last_print < self.every_seconds:
+            return
+        self._last_print = now
+        rate = self.done_steps / max(now - self._start, 1e-9)
+        eta = (self.total_steps - self.done_steps) / max(rate, 1e-9)
+        acc = metrics.get("test_accuracy")
+        acc_text = f" test_acc {100 * acc:.2f}%" if acc is not None else ""
+        print(f"[{label}] step {step}/{end}{acc_text} | {rate:.0f} steps/s | "
+              f"experiment {100 * self.done_steps / self.total_steps:.1f}% ETA "
+              f"{time.strftime('%H:%M:%S', time.gmtime(eta))}", flush=True)
+
+
+def evaluate(state: TrainState, steps: CompiledSteps, split: DeviceSplit,
+             batch: int) -> dict:
+    totals = {"loss_sum": 0.0, "correct": 0.0, "count": 0.0}
+    for idx, weights in eval_chunks(split.size, batch):
+        out = steps.eval_batch(state.params, state.batch_stats, state.mask, split.images,
+                               split.labels, device_indices(idx, steps.mesh, 0),
+                               device_indices(weights, steps.mesh, 0))
+        for k in totals:
+            totals[k] += float(out[k])
+    assert int(totals["count"]) == split.size, "evaluation must see every example once"
+    return {"loss": totals["loss_sum"] / split.size, "accuracy": totals["correct"] / split.size}
+
+
+def _stops(plan: RunPlan) -> list[int]:
+    points = {plan.end_step}
+    points.update(range(plan.start_step - plan.start_step % plan.eval_every + plan.eval_every,
+                        plan.end_step, plan.eval_every))
+    points.update(range(plan.start_step - plan.start_step % plan.checkpoint_every
+                        + plan.checkpoint_every, plan.end_step, plan.checkpoint_every))
+    if plan.capture_step is not None and plan.capture_step > plan.start_step:
+        points.add(plan.capture_step)
+    return sorted(p for p in points if p > plan.start_step)
+
+
+def train_run(plan: RunPlan, state: TrainState, steps: CompiledSteps, train: DeviceSplit,
+              order: BatchOrder, validation: DeviceSplit, test: DeviceSplit,
+              eval_batch: int, progress: Progress,
+              on_capture: Optional[Callable[[TrainState], None]] = None) -> RunOutcome:
+    """Trains from `state` (or from the run's latest step checkpoint) to plan.end_step."""
+    checkpoints = StepCheckpoints(plan.directory / "steps")
+    history: list[dict] = []
+    wall = 0.0
+    resumed = checkpoints.latest(state)
+    if resumed is not None:
+        step, state, meta = resumed
+        history, wall = meta["history"], meta["wall_seconds"]
+        progress.update(plan.label, step, plan.end_step, step - plan.start_step, {},
+                        force=True)
+    else:
+        step = plan.start_step
+        if on_capture is not None and plan.capture_step == step:
+            on_capture(state)
+    started = time.time() - wall
+    interval = {"loss_sum": 0.0, "correct": 0, "steps": 0}
+    for stop in _stops(plan):
+        if stop <= step:
+            continue
+        while step < stop:
+            count = min(stop - step, steps.steps_per_call)
+            idx = order.indices(step, count, steps.steps_per_call)
+            state, out = steps.train_chunk(state, train.images, train.labels,
+                                           device_indices(idx, steps.mesh, 1),
+                                           np.int32(count))
+            interval["loss_sum"] += float(out["loss_sum"])
+            interval["correct"] += int(out["correct"])
+            interval["steps"] += count
+            step += count
+            progress.update(plan.label, step, plan.end_step, count, {})
+        if on_capture is not None and step == plan.capture_step:
+            on_capture(state)
+        if step % plan.eval_every == 0 or step == plan.end_step:
+            record = _evaluate_all(state, steps, validation, test, eval_batch, interval,
+                                   order.batch_size, step, plan.label)
+            history.append(record)
+            interval = {"loss_sum": 0.0, "correct": 0, "steps": 0}
+            progress.update(plan.label, step, plan.end_step, 0, record,
+                            force=step == plan.end_step)
+        if step % plan.checkpoint_every == 0 and step < plan.end_step:
+            checkpoints.save(step, state, {"history": history,
+                                           "wall_seconds": time.time() - started})
+    checkpoints.close()
+    if not history:
+        raise ValueError(f"{plan.label}: the run has no training steps "
+                         f"(start {plan.start_step}, end {plan.end_step})")
+    return RunOutcome(state, history, time.time() - started)
+
+
+def _evaluate_all(state, steps, validation, test, eval_batch, interval, batch_size, step,
+                  label) -> dict:
+    train_loss = interval["loss_sum"] / max(interval["steps"], 1)
+    if not math.isfinite(train_loss):
+        raise FloatingPointError(f"{label}: training loss became {train_loss} before step "
+                                 f"{step}; stopping without writing results")
+    val = evaluate(state, steps, validation, eval_batch)
+    tst = evaluate(state, steps, test, eval_batch)
+    return {"step": step, "train_loss": train_loss,
+            "train_accuracy": interval["correct"] / max(interval["steps"] * batch_size, 1),
+            "validation_loss": val["loss"], "validation_accuracy": val["accuracy"],
+            "test_loss": tst["loss"], "test_accuracy": tst["accuracy"]}
+
+
+def host_copy(tree):
+    """A host (numpy) copy, safe to keep after the device buffers are donated."""
+    return jax.tree_util.tree_map(np.asarray, tree)
+

@@ -1,0 +1,59 @@
+"""Shared fixtures: the smoke config and one uninterrupted smoke run reused by many tests."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import pathlib
+import subprocess
+import sys
+
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+SHARED_DATA = ROOT.parent / "shared" / "data"
+
+
+def load_config(name: str, arg: str | None = None):
+    spec = importlib.util.spec_from_file_location(name, ROOT / "configs" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.get_config(arg)
+
+
+def smoke_config(**overrides):
+    """configs/mnist_lenet.py:smoke with dotted-key overrides ('pruning.rewind'='100st')."""
+    config = load_config("mnist_lenet", "smoke")
+    config.runtime.plot = True
+    for key, value in overrides.items():
+        node = config
+        *parents, leaf = key.split("__")
+        for p in parents:
+            node = node[p]
+        node[leaf] = value
+    return config
+
+
+def run_cli(workdir: pathlib.Path, *flags: str, env: dict | None = None,
+            config: str = "configs/mnist_lenet.py:smoke") -> subprocess.CompletedProcess:
+    """Runs the real command line in a fresh process (its own JAX, its own devices)."""
+    full_env = {**os.environ, **(env or {})}
+    return subprocess.run(
+        [sys.executable, "-m", "jaxtickets.main", f"--config={config}",
+         f"--workdir={workdir}", *flags],
+        cwd=ROOT, env=full_env, capture_output=True, text=True, timeout=600)
+
+
+def comparable_rows(results: dict) -> list[dict]:
+    """Rows without wall-clock time, the only field that may differ between equal runs."""
+    return [{k: v for k, v in row.items() if k != "wall_seconds"} for row in results["rows"]]
+
+
+@pytest.fixture(scope="session")
+def smoke_run(tmp_path_factory):
+    """One uninterrupted smoke run (3 levels, ticket and random reinit) in this process."""
+    from jaxtickets.experiment.driver import run_experiment
+
+    workdir = tmp_path_factory.mktemp("smoke") / "run"
+    results = run_experiment(smoke_config(), workdir)
+    return workdir, results
