@@ -1,0 +1,64 @@
+"""CIFAR-10 through TFDS with a Conv net and on-device augmentation (tiny, real images)."""
+
+from __future__ import annotations
+
+import jax
+import numpy as np
+import pytest
+
+from conftest import SHARED_DATA, load_config
+from jaxtickets.experiment.driver import run_experiment
+from jaxtickets.training.steps import InputSpec, augment
+
+needs_cifar = pytest.mark.skipif(not (SHARED_DATA / "cifar10_jpeg.npz").exists(),
+                                 reason="../shared/data/cifar10_jpeg.npz not present")
+
+
+@pytest.fixture(scope="module")
+def cifar_tfds_dir(tmp_path_factory):
+    from jaxtickets.data.tfds_io import decode_shared_npz, import_to_tfds
+
+    rng = np.random.default_rng(0)
+    indices = {"train": np.sort(rng.choice(50_000, 700, replace=False)),
+               "test": np.sort(rng.choice(10_000, 100, replace=False))}
+    arrays = decode_shared_npz("cifar10", SHARED_DATA / "cifar10_jpeg.npz", indices=indices)
+    data_dir = tmp_path_factory.mktemp("tfds")
+    import_to_tfds("cifar10", arrays, data_dir)
+    return data_dir
+
+
+@needs_cifar
+def test_conv2_imp_on_cifar10_from_tfds(cifar_tfds_dir, tmp_path):
+    config = load_config("cifar10_conv", "conv2,smoke")
+    config.data.data_dir = str(cifar_tfds_dir)
+    config.data.validation_size, config.data.train_size = 100, 500
+    config.data.test_size = 100
+    config.data.pad_crop, config.data.flip = 4, True
+    config.train.batch_size, config.train.duration = 10, "10st"
+    config.train.eval_every = config.train.checkpoint_every = "10st"
+    config.train.eval_batch_size = 100
+    config.pruning.levels = 1
+    results = run_experiment(config, tmp_path / "run")
+    rows = results["rows"]
+    assert [(r["level"], r["branch"]) for r in rows] == [
+        (0, "ticket"), (1, "ticket"), (1, "random_reinit")]
+    # P2's Conv-2 schedule (conv 10%, dense 20%, output 10%): 80.10% after one level.
+    assert round(100 * rows[1]["kernel_density"], 2) == 80.10
+    assert rows[0]["remaining_weights"] == 4_300_992
+    assert results["compilations"]["train"] == 1
+
+
+def test_augment_pads_crops_and_flips_within_the_image():
+    images = np.arange(2 * 4 * 4 * 1, dtype=np.uint8).reshape(2, 4, 4, 1) + 1
+    spec = InputSpec((0.0,), (1.0,), pad_crop=1, flip=True)
+    seen = set()
+    for seed in range(40):
+        out = np.asarray(augment(images, jax.random.PRNGKey(seed), spec))
+        assert out.shape == images.shape and out.dtype == np.uint8
+        for img, res in zip(images, out):
+            # Every output pixel is a zero pad or a pixel of the (maybe flipped) image.
+            assert set(res.ravel()) <= set(img.ravel()) | {0}
+            seen.add(res.tobytes())
+    assert len(seen) > 10  # many distinct crops/flips across draws
+    plain = InputSpec((0.0,), (1.0,))
+    np.testing.assert_array_equal(augment(images, jax.random.PRNGKey(0), plain), images)
