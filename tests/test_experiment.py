@@ -169,3 +169,13 @@ def test_second_run_on_a_locked_workdir_is_refused(smoke_run):
     with WorkdirLock(workdir):  # the holder is dead: its stale lock is taken over
         pass
     assert not (workdir / ".lock").exists()
+
+
+def test_dataset_not_prepared_is_a_clear_error(tmp_path):
+    empty = tmp_path / "tfds"
+    empty.mkdir()
+    done = run_cli(tmp_path / "w", "--config.data.source=tfds",
+                   f"--config.data.data_dir={empty}")
+    assert done.returncode == 2
+    assert "mnist" in done.stderr and "jaxtickets.data.prepare" in done.stderr
+    assert not (tmp_path / "w" / "config.json").exists()
