@@ -101,7 +101,7 @@ class Experiment:
                                   nesterov=t.nesterov)
         mean, std = NORMALIZATION[d.dataset]
         self.steps = make_steps(self.model, self.tx, InputSpec(mean, std, d.pad_crop, d.flip),
-                                self.mesh, config.runtime.steps_per_call)
+                                self.mesh, config.runtime.steps_per_call, learning_rate=lr)
         self.train = put_split(self.splits.train.images, self.splits.train.labels, self.mesh)
         self.validation = put_split(self.splits.validation.images,
                                     self.splits.validation.labels, self.mesh)
@@ -135,7 +135,10 @@ class Experiment:
     def run(self) -> dict:
         self.workdir.mkdir(parents=True, exist_ok=True)
         with workdir_lib.WorkdirLock(self.workdir):
-            if not self.resuming:
+            if self.resuming:
+                for path in workdir_lib.remove_stale_temporaries(self.workdir):
+                    print(f"removed the unfinished {path} left by an interrupted run")
+            else:
                 workdir_lib.write_config(self.workdir, self.config)
             self.progress = Progress(self._planned_steps(),
                                      self.config.runtime.log_every_seconds)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import pathlib
+import shutil
 import socket
 
 import ml_collections
@@ -87,3 +88,18 @@ class WorkdirLock:
                 self.path.unlink()
         except OSError:
             pass
+
+
+def remove_stale_temporaries(workdir: pathlib.Path) -> list[pathlib.Path]:
+    """Deletes what a killed process left half-written: temporary JSON files and
+    unfinished Orbax directories. Finished files are never touched (they are only ever
+    created by renaming a complete temporary into place)."""
+    removed = []
+    for path in sorted(workdir.rglob("*"), reverse=True):
+        if path.is_file() and path.name.startswith(".") and path.name.endswith(".tmp"):
+            path.unlink()
+            removed.append(path)
+        elif path.is_dir() and ".orbax-checkpoint-tmp" in path.name:
+            shutil.rmtree(path)
+            removed.append(path)
+    return removed

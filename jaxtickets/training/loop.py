@@ -163,12 +163,32 @@ def train_run(plan: RunPlan, state: TrainState, steps: CompiledSteps, train: Dev
     return RunOutcome(state, history, time.time() - started)
 
 
+class DivergenceError(FloatingPointError):
+    """Training produced NaN or Inf; the stage stops before writing anything."""
+
+
+def check_finite(state: TrainState, train_loss: float, step: int, interval_steps: int,
+                 steps: CompiledSteps, label: str) -> None:
+    """Raises DivergenceError naming the step window, the first bad layer and the LR."""
+    bad_layers = [jax.tree_util.keystr(path) for path, leaf in
+                  jax.tree_util.tree_flatten_with_path(state.params)[0]
+                  if not bool(np.isfinite(np.asarray(leaf)).all())]
+    if math.isfinite(train_loss) and not bad_layers:
+        return
+    lr = (f"{float(steps.learning_rate(step)):.4g}" if steps.learning_rate is not None
+          else "unknown")
+    raise DivergenceError(
+        f"{label}: training diverged between steps {step - interval_steps} and {step}: "
+        f"mean training loss {train_loss}; non-finite parameters: "
+        f"{', '.join(bad_layers) if bad_layers else 'none'}; learning rate at step {step}: "
+        f"{lr}. The stage stopped without writing results; lower the learning rate or "
+        "add warmup, then rerun the same command.")
+
+
 def _evaluate_all(state, steps, validation, test, eval_batch, interval, batch_size, step,
                   label) -> dict:
     train_loss = interval["loss_sum"] / max(interval["steps"], 1)
-    if not math.isfinite(train_loss):
-        raise FloatingPointError(f"{label}: training loss became {train_loss} before step "
-                                 f"{step}; stopping without writing results")
+    check_finite(state, train_loss, step, interval["steps"], steps, label)
     val = evaluate(state, steps, validation, eval_batch)
     tst = evaluate(state, steps, test, eval_batch)
     return {"step": step, "train_loss": train_loss,

@@ -11,7 +11,7 @@ driver can check that a whole multi-level run compiles the train step once.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Callable
+from typing import Any, Callable, Optional
 
 import flax.linen as nn
 import jax
@@ -70,11 +70,13 @@ class CompiledSteps:
     mesh: Mesh
     steps_per_call: int
     traces: dict[str, int]
+    learning_rate: Optional[Callable[[int], Any]] = None  # for diagnostics only
 
 
 def make_steps(model: nn.Module, tx: optax.GradientTransformationExtraArgs,
                input_spec: InputSpec, mesh: Mesh, steps_per_call: int,
-               loss_fn: Callable = cross_entropy) -> CompiledSteps:
+               loss_fn: Callable = cross_entropy,
+               learning_rate: Optional[Callable[[int], Any]] = None) -> CompiledSteps:
     traces = {"train": 0, "eval": 0}
 
     def forward(params, batch_stats, mask, x, train, rng):
@@ -139,4 +141,5 @@ def make_steps(model: nn.Module, tx: optax.GradientTransformationExtraArgs,
     return CompiledSteps(
         train_chunk=jax.jit(train_chunk, donate_argnums=(0,), out_shardings=(rep, rep)),
         eval_batch=jax.jit(eval_batch, out_shardings=rep),
-        mesh=mesh, steps_per_call=steps_per_call, traces=traces)
+        mesh=mesh, steps_per_call=steps_per_call, traces=traces,
+        learning_rate=learning_rate)
