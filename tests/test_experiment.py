@@ -97,6 +97,9 @@ def test_killed_run_resumes_to_identical_results(smoke_run, tmp_path):
     assert done.returncode == 0, done.stderr[-2000:]
     resumed = json.loads((workdir / "results.json").read_text())
     assert comparable_rows(resumed) == comparable_rows(uninterrupted)
+    log = workdir / "replicate_0" / "level_01" / "ticket" / "log.jsonl"
+    steps = [json.loads(line)["step"] for line in log.read_text().splitlines()]
+    assert steps == [100, 200, 300]  # lines past the resumed step were not duplicated
 
 
 def test_eight_emulated_devices_match_one(smoke_run, tmp_path):

@@ -17,6 +17,8 @@ import jax
 import numpy as np
 
 from jaxtickets.checkpoints import StepCheckpoints
+from jaxtickets.sparsity.masks import remaining_and_total
+from jaxtickets.training.run_log import RunLog
 from jaxtickets.training.batches import BatchOrder, DeviceSplit, device_indices, eval_chunks
 from jaxtickets.training.state import TrainState
 from jaxtickets.training.steps import CompiledSteps
@@ -128,8 +130,10 @@ def train_run(plan: RunPlan, state: TrainState, steps: CompiledSteps, train: Dev
         step = plan.start_step
         if on_capture is not None and plan.capture_step == step:
             on_capture(state)
+    log = RunLog(plan.directory, step if resumed is not None else None)
+    remaining, total = remaining_and_total(state.mask)
     started = time.time() - wall
-    interval = {"loss_sum": 0.0, "correct": 0, "steps": 0}
+    interval = {"loss_sum": 0.0, "correct": 0, "steps": 0, "start": time.time()}
     for stop in _stops(plan):
         if stop <= step:
             continue
@@ -150,13 +154,19 @@ def train_run(plan: RunPlan, state: TrainState, steps: CompiledSteps, train: Dev
             record = _evaluate_all(state, steps, validation, test, eval_batch, interval,
                                    order.batch_size, step, plan.label)
             history.append(record)
-            interval = {"loss_sum": 0.0, "correct": 0, "steps": 0}
+            log.write({**record, "density": remaining / total,
+                       "steps_per_second": interval["steps"] / max(
+                           time.time() - interval["start"], 1e-9),
+                       **({"learning_rate": float(steps.learning_rate(step))}
+                          if steps.learning_rate is not None else {})})
+            interval = {"loss_sum": 0.0, "correct": 0, "steps": 0, "start": time.time()}
             progress.update(plan.label, step, plan.end_step, 0, record,
                             force=step == plan.end_step)
         if step % plan.checkpoint_every == 0 and step < plan.end_step:
             checkpoints.save(step, state, {"history": history,
                                            "wall_seconds": time.time() - started})
     checkpoints.close()
+    log.close()
     if not history:
         raise ValueError(f"{plan.label}: the run has no training steps "
                          f"(start {plan.start_step}, end {plan.end_step})")
