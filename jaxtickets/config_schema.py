@@ -7,15 +7,20 @@ the wrong type, and settings that cannot work, naming the offending key.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
+import math
 from typing import Any
 
+import jax
+import jax.numpy as jnp
 import ml_collections
 
 from jaxtickets import durations
 from jaxtickets.errors import ConfigError
-from jaxtickets.models import model_names
+from jaxtickets.models import create_model, model_names
+from jaxtickets.sparsity.masks import kernel_kind
 from jaxtickets.training.optimizers import OPTIMIZERS
 from jaxtickets.training.schedules import SCHEDULES
 
@@ -24,6 +29,8 @@ SOURCES = ("embedded", "tfds")
 BRANCHES = ("ticket", "random_reinit")
 PRUNING_METHODS = ("layerwise", "global")
 RUNTIME_KEY = "runtime"  # settings that never change results; excluded from the identity
+IMAGE_SHAPES = {"mnist": (28, 28, 1), "cifar10": (32, 32, 3)}  # [H, W, C] per dataset
+SEED_LIMIT = 2 ** 32  # jax.random.PRNGKey keeps only the low 32 bits of a seed (x64 off)
 
 
 def base_config() -> ml_collections.ConfigDict:
@@ -99,9 +106,41 @@ def _check_keys(config: Any, reference: Any, prefix: str) -> None:
         elif isinstance(default, float):
             if isinstance(value, bool) or not isinstance(value, (int, float)):
                 raise ConfigError(f"{name}: expected a number, got {value!r}")
+            if not _finite(value):  # nan passes every `<` check; inf/huge ints overflow
+                raise ConfigError(f"{name}: expected a finite number, got {value!r}")
         elif not isinstance(value, type(default)) or isinstance(value, bool) != isinstance(
                 default, bool):
             raise ConfigError(f"{name}: expected {type(default).__name__}, got {value!r}")
+
+
+def _missing_keys(config: Any, reference: Any, prefix: str) -> None:
+    """Every key of the schema must be present (a config not built from base_config())."""
+    for key, default in reference.items():
+        name = f"{prefix}{key}"
+        if key not in config:
+            raise ConfigError(f"{name}: missing config key (start from base_config())")
+        if isinstance(default, ml_collections.ConfigDict):
+            _missing_keys(config[key], default, name + ".")
+
+
+def _finite(value: int | float) -> bool:
+    try:
+        return math.isfinite(value)
+    except OverflowError:  # an int too large for a float
+        return False
+
+
+@functools.lru_cache(maxsize=None)
+def model_kinds(model_name: str, dataset: str) -> frozenset[str]:
+    """The kinds of the model's kernels (conv, dense, output, shortcut), found by an
+    abstract initialization: shapes only, no compute."""
+    model = create_model(model_name, 10)
+    sample = jnp.zeros((1,) + IMAGE_SHAPES[dataset], jnp.float32)
+    key = jax.random.PRNGKey(0)
+    shapes = jax.eval_shape(lambda: model.init({"params": key, "dropout": key}, sample,
+                                               train=False))
+    leaves = jax.tree_util.tree_flatten_with_path(shapes["params"])[0]
+    return frozenset(k for k in (kernel_kind(path, leaf) for path, leaf in leaves) if k)
 
 
 def parse_levels(spec: str, levels: int) -> list[int]:
@@ -116,8 +155,8 @@ def parse_levels(spec: str, levels: int) -> list[int]:
         raise ConfigError(f"pruning.evaluate_levels: expected 'all', 'morcos' or a list "
                           f"of level numbers such as '0,3,6', got {spec!r}") from err
     if not chosen or chosen[0] < 0 or chosen[-1] > levels:
-        raise ConfigError(f"pruning.evaluate_levels: levels must lie in 0..{levels}, "
-                          f"got {spec!r}")
+        raise ConfigError(f"pruning.evaluate_levels: levels must lie in 0..{levels} "
+                          f"(pruning.levels={levels}), got {spec!r}")
     return chosen
 
 
@@ -139,7 +178,13 @@ def _rate(value: float, key: str) -> None:
 
 def validate(config: ml_collections.ConfigDict) -> None:
     """Raises ConfigError for anything that would fail or mislead later; costs no compute."""
-    _check_keys(config, base_config(), "")
+    reference = base_config()
+    _check_keys(config, reference, "")
+    _missing_keys(config, reference, "")
+    for key, value in (("seed", config.seed), ("data.split_seed", config.data.split_seed)):
+        if not 0 <= value < SEED_LIMIT:
+            raise ConfigError(f"{key}: must lie in 0..{SEED_LIMIT - 1} (JAX keeps 32 bits "
+                              f"of a seed), got {value}")
     if config.model.name not in model_names():
         raise ConfigError(f"model.name: unknown model {config.model.name!r}; "
                           f"choose one of {model_names()}")
@@ -153,7 +198,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
                           f"choose one of {SOURCES}")
     if config.data.source == "embedded" and config.data.dataset != "mnist":
         raise ConfigError("data.source: only mnist is embedded; use 'tfds' for "
-                          f"{config.data.dataset}")
+                          f"data.dataset={config.data.dataset!r}")
     for key in ("validation_size", "train_size", "test_size", "pad_crop"):
         if config.data[key] < 0:
             raise ConfigError(f"data.{key}: must be >= 0, got {config.data[key]}")
@@ -179,6 +224,14 @@ def validate(config: ml_collections.ConfigDict) -> None:
         raise ConfigError(f"train.weight_decay: must be >= 0, got {t.weight_decay}")
     if not 0.0 <= t.momentum < 1.0:
         raise ConfigError(f"train.momentum: must lie in [0, 1), got {t.momentum}")
+    if t.nesterov and t.optimizer != "momentum":
+        raise ConfigError(f"train.nesterov: only train.optimizer='momentum' uses it, "
+                          f"got {t.optimizer!r}")
+    if t.decay_factor <= 0:
+        raise ConfigError(f"train.decay_factor: must be > 0, got {t.decay_factor}")
+    if t.decay_at.strip(" ,") and t.schedule != "step":
+        raise ConfigError(f"train.decay_at: only train.schedule='step' uses it, "
+                          f"got {t.schedule!r}")
     durations.parse(t.duration, "train.duration")
     for key in ("warmup", "eval_every", "checkpoint_every"):
         durations.parse(t[key], f"train.{key}")
@@ -199,10 +252,19 @@ def validate(config: ml_collections.ConfigDict) -> None:
                 _rate(p.rates[kind], f"pruning.rates.{kind}")
     if not any(p.prune.values()):
         raise ConfigError("pruning.prune: at least one kind of layer must be prunable")
+    present = model_kinds(config.model.name, config.data.dataset)
+    if not any(p.prune[kind] for kind in present):
+        raise ConfigError(f"pruning.prune: model.name={config.model.name!r} has no kernel of "
+                          f"a prunable kind (it has {', '.join(sorted(present))}; prunable: "
+                          f"{', '.join(k for k, v in p.prune.items() if v)})")
     parse_levels(p.evaluate_levels, p.levels)
     parse_branches(config.branches)
     if config.runtime.steps_per_call < 1:
-        raise ConfigError("runtime.steps_per_call: must be >= 1")
+        raise ConfigError(f"runtime.steps_per_call: must be >= 1, got "
+                          f"{config.runtime.steps_per_call}")
+    if config.runtime.log_every_seconds < 0:
+        raise ConfigError(f"runtime.log_every_seconds: must be >= 0, got "
+                          f"{config.runtime.log_every_seconds}")
 
 
 def validate_steps(total: int, rewind: int, eval_every: int, checkpoint_every: int,
@@ -210,18 +272,24 @@ def validate_steps(total: int, rewind: int, eval_every: int, checkpoint_every: i
     """Checks the duration settings once they are converted to steps (needs data size)."""
     if total < 1:
         raise ConfigError(f"train.duration: the budget is {total} steps; it must be >= 1")
+    budget = f"train.duration: {total} steps"
     if not 0 <= rewind < total:
-        raise ConfigError(f"pruning.rewind: the rewind point is step {rewind}, past the "
-                          f"end of training (step {total})")
+        raise ConfigError(f"pruning.rewind: the rewind point is step {rewind}; it must lie "
+                          f"before the end of training ({budget})")
     if eval_every < 1 or eval_every > total:
-        raise ConfigError(f"train.eval_every: {eval_every} steps; must lie in 1..{total}")
+        raise ConfigError(f"train.eval_every: {eval_every} steps; must lie in 1..{total} "
+                          f"({budget})")
     if checkpoint_every < 1:
         raise ConfigError(f"train.checkpoint_every: {checkpoint_every} steps; must be >= 1")
     if warmup < 0 or warmup > total:
-        raise ConfigError(f"train.warmup: {warmup} steps; must lie in 0..{total}")
+        raise ConfigError(f"train.warmup: {warmup} steps; must lie in 0..{total} ({budget})")
     for b in decay_at:
         if not 0 < b < total:
-            raise ConfigError(f"train.decay_at: step {b} lies outside training (0, {total})")
+            raise ConfigError(f"train.decay_at: step {b} lies outside training (0, {total}) "
+                              f"({budget})")
+    if len(set(decay_at)) != len(decay_at):
+        raise ConfigError(f"train.decay_at: two boundaries fall on the same step "
+                          f"({sorted(decay_at)}); the schedule would decay only once there")
 
 
 def identity(config: ml_collections.ConfigDict) -> str:

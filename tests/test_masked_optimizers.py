@@ -66,7 +66,7 @@ def _train(compiled, state, train, order: batches.BatchOrder, num_steps: int):
         state, out = compiled.train_chunk(state, train.images, train.labels,
                                           batches.device_indices(idx, compiled.mesh, 1),
                                           np.int32(count))
-        chunk_losses.append(float(out["loss_sum"]) / count)
+        chunk_losses.append(float(np.asarray(out["losses"])[:count].mean()))
         step += count
     return state, chunk_losses
 

@@ -143,7 +143,8 @@ def train_run(plan: RunPlan, state: TrainState, steps: CompiledSteps, train: Dev
             state, out = steps.train_chunk(state, train.images, train.labels,
                                            device_indices(idx, steps.mesh, 1),
                                            np.int32(count))
-            interval["loss_sum"] += float(out["loss_sum"])
+            for loss in np.asarray(out["losses"])[:count]:
+                interval["loss_sum"] += float(loss)
             interval["correct"] += int(out["correct"])
             interval["steps"] += count
             step += count

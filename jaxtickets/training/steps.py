@@ -113,7 +113,7 @@ def make_steps(model: nn.Module, tx: optax.GradientTransformationExtraArgs,
         if chunk_idx.shape[0] == 1:  # no loop: XLA:CPU runs convolutions inside a
             del num_active           # while loop (scan) about 13x slower than outside.
             state, metrics = one_step(state, images, labels, chunk_idx[0])
-            return state, {"loss_sum": metrics["loss"], "correct": metrics["correct"]}
+            return state, {"losses": metrics["loss"][None], "correct": metrics["correct"]}
 
         def body(state, xs):
             i, batch_idx = xs
@@ -124,7 +124,9 @@ def make_steps(model: nn.Module, tx: optax.GradientTransformationExtraArgs,
 
         steps = jnp.arange(chunk_idx.shape[0])
         state, metrics = jax.lax.scan(body, state, (steps, chunk_idx))
-        return state, {"loss_sum": metrics["loss"].sum(), "correct": metrics["correct"].sum()}
+        # Per-step losses go back to the host, which sums them in one fixed order whatever
+        # the chunk length (runtime.steps_per_call must never change a logged number).
+        return state, {"losses": metrics["loss"], "correct": metrics["correct"].sum()}
 
     def eval_batch(params, batch_stats, mask, images, labels, idx, weights):
         traces["eval"] += 1
