@@ -1,17 +1,30 @@
 """Orbax storage for ticket artifacts and step checkpoints, plus atomic JSON files.
 
 Stage outputs (theta_0, the rewind snapshot, each level's mask and final weights)
-are written once through Orbax, which finalizes a checkpoint by renaming a
-temporary directory, so a half-written artifact is never mistaken for a finished
-one. Restores always go through the expected tree, and every restored array is
-checked against its expected shape and dtype before use.
+are written once through Orbax into a staging directory, which Orbax finalizes by
+renaming its own temporary directory. Then a sha256 digest of every leaf (bytes,
+dtype, shape) is written atomically into it, and only then is it renamed to its
+final name: a directory at the final name that holds the digest file is a finished
+artifact (`exists`). Orbax does not checksum array data, so every restore is
+checked three ways before anything uses it: the stored leaves, shapes and dtypes
+against the expected tree (before reading any data), the restored arrays against
+the expected tree again, and the restored bytes against the digest. Step
+checkpoints carry the same digest in their JSON metadata.
+
+No Python objects are deserialized anywhere: Orbax stores arrays through tensorstore
+(OCDBT/zarr) and metadata as JSON, and results are plain JSON.
 """
 
 from __future__ import annotations
 
+import glob
+import hashlib
 import json
 import os
 import pathlib
+import re
+import shutil
+import sys
 import tempfile
 from typing import Any, Optional
 
@@ -21,15 +34,125 @@ import orbax.checkpoint as ocp
 
 PyTree = Any
 
+DIGEST_FILE = "jaxtickets_sha256.json"
+DIGEST_FORMAT = "jaxtickets-sha256-v1"
+_META_DIGEST_KEY = "_jaxtickets_sha256"
+_ORBAX_TMP = ".orbax-checkpoint-tmp"
+
 
 class CheckpointError(RuntimeError):
     """A checkpoint or result file is missing, corrupt or does not fit the model."""
 
 
-def exists(path: os.PathLike) -> bool:
-    """A finished Orbax checkpoint (Orbax renames it into place only when complete)."""
-    path = pathlib.Path(path)
+# ---- errors ---------------------------------------------------------------------------
+def _one_line(err: BaseException, limit: int = 300) -> str:
+    text = " ".join(str(err).split()) or type(err).__name__
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+_OS_ERROR_CODE = re.compile(r"os_error_code='?(\d+)")  # tensorstore's ENOSPC and friends
+
+
+def _as_os_error(err: BaseException, path: os.PathLike) -> Optional[OSError]:
+    """An OSError naming `path` for an operating-system failure; None for anything else.
+
+    Orbax raises the OSError of the file it was writing (a temporary name) or, for
+    failures inside tensorstore, a ValueError whose text carries the errno.
+    """
+    code = getattr(err, "errno", None) if isinstance(err, OSError) else None
+    if code is None:
+        match = _OS_ERROR_CODE.search(str(err))
+        code = int(match.group(1)) if match else None
+    if code is None:
+        return None
+    strerror = (err.strerror if isinstance(err, OSError) and err.strerror
+                else os.strerror(code))
+    return OSError(code, strerror, os.fspath(path))  # OSError() picks the errno subclass
+
+
+# ---- digests --------------------------------------------------------------------------
+def _leaf_array(leaf: Any) -> np.ndarray:
+    if isinstance(leaf, jax.Array) and jax.dtypes.issubdtype(leaf.dtype,
+                                                             jax.dtypes.prng_key):
+        leaf = jax.random.key_data(leaf)
+    return np.asarray(leaf, order="C")  # (np.ascontiguousarray makes 0-d arrays 1-d)
+
+
+def tree_digest(tree: PyTree) -> dict:
+    """sha256 of every leaf over its dtype, shape and bytes, keyed by the leaf's path."""
+    leaves = {}
+    for path, leaf in jax.tree_util.tree_flatten_with_path(tree)[0]:
+        arr = _leaf_array(leaf)
+        h = hashlib.sha256(f"{arr.dtype.name}|{list(arr.shape)}|".encode())
+        h.update(arr.reshape(-1).view(np.uint8).data)
+        leaves[jax.tree_util.keystr(path)] = {"dtype": arr.dtype.name,
+                                             "shape": list(arr.shape),
+                                             "sha256": h.hexdigest()}
+    total = hashlib.sha256("".join(f"{k}={v['sha256']};" for k, v in sorted(leaves.items()))
+                           .encode()).hexdigest()
+    return {"format": DIGEST_FORMAT, "sha256": total, "leaves": leaves}
+
+
+def _shape_dtype(leaf: Any) -> tuple[tuple[int, ...], np.dtype]:
+    """A leaf's stored shape and dtype without copying it (arrays, ShapeDtypeStructs)."""
+    dtype = getattr(leaf, "dtype", None)
+    if dtype is not None and jax.dtypes.issubdtype(dtype, jax.dtypes.prng_key):
+        struct = jax.eval_shape(jax.random.key_data, leaf)
+        return tuple(struct.shape), np.dtype(struct.dtype)
+    if dtype is None or not hasattr(leaf, "shape"):
+        arr = np.asarray(leaf)
+        return arr.shape, arr.dtype
+    return tuple(leaf.shape), np.dtype(dtype)
+
+
+def _check_digest_shape(digest: Any, like: PyTree, where: str) -> None:
+    """The stored leaves, shapes and dtypes (from the digest) against the expected tree."""
+    if (not isinstance(digest, dict) or digest.get("format") != DIGEST_FORMAT
+            or not isinstance(digest.get("leaves"), dict)):
+        raise CheckpointError(f"{where}: integrity digest is unreadable; delete it to recompute")
+    stored = {k: v if isinstance(v, dict) else {} for k, v in digest["leaves"].items()}
+    expected = {jax.tree_util.keystr(p): _shape_dtype(x)
+                for p, x in jax.tree_util.tree_flatten_with_path(like)[0]}
+    missing = sorted(set(expected) - set(stored))
+    extra = sorted(set(stored) - set(expected))
+    if missing or extra:
+        raise CheckpointError(f"{where}: stored tree differs from the model's (missing "
+                              f"{missing[:3]}, unexpected {extra[:3]})")
+    for key, (shape, dtype) in expected.items():
+        got = stored[key]
+        if (list(shape) != list(got.get("shape", [])) or dtype.name != got.get("dtype")
+                or not isinstance(got.get("sha256"), str)):
+            raise CheckpointError(
+                f"{where}: {key} stored as {tuple(got.get('shape', []))} {got.get('dtype')}, "
+                f"expected {shape} {dtype.name}")
+
+
+def verify_digest(tree: PyTree, digest: Any, where: str,
+                  advice: str = "; delete it to recompute") -> None:
+    """Raises CheckpointError naming `where` and the first leaf whose bytes changed."""
+    _check_digest_shape(digest, tree, where)
+    actual = tree_digest(tree)
+    for key, got in actual["leaves"].items():
+        if got["sha256"] != digest["leaves"][key]["sha256"]:
+            raise CheckpointError(f"{where} is corrupt: {key} does not match its sha256 "
+                                  f"digest{advice}")
+    if actual["sha256"] != digest.get("sha256"):
+        raise CheckpointError(f"{where} is corrupt: its sha256 digest does not match{advice}")
+
+
+# ---- stage artifacts ------------------------------------------------------------------
+def _orbax_finished(path: pathlib.Path) -> bool:
     return path.is_dir() and (path / "_CHECKPOINT_METADATA").exists()
+
+
+def exists(path: os.PathLike) -> bool:
+    """A finished artifact: a finalized Orbax checkpoint that also holds its digest.
+
+    The digest is written after Orbax finalized the data and before the directory
+    gets its final name, so a save that was killed at any point is not `exists`.
+    """
+    path = pathlib.Path(path)
+    return _orbax_finished(path) and (path / DIGEST_FILE).is_file()
 
 
 def _abstract(like: PyTree) -> PyTree:
@@ -41,87 +164,241 @@ def check_like(tree: PyTree, like: PyTree, where: str) -> None:
     got, got_def = jax.tree_util.tree_flatten_with_path(tree)
     want, want_def = jax.tree_util.tree_flatten_with_path(like)
     if got_def != want_def:
-        raise CheckpointError(f"{where}: stored tree structure differs from the model's")
+        got_keys = {jax.tree_util.keystr(p) for p, _ in got}
+        want_keys = {jax.tree_util.keystr(p) for p, _ in want}
+        raise CheckpointError(
+            f"{where}: stored tree structure differs from the model's (missing "
+            f"{sorted(want_keys - got_keys)[:3]}, unexpected {sorted(got_keys - want_keys)[:3]})")
     for (path, g), (_, w) in zip(got, want):
-        if np.shape(g) != np.shape(w) or np.asarray(g).dtype != np.asarray(w).dtype:
+        (g_shape, g_dtype), (w_shape, w_dtype) = _shape_dtype(g), _shape_dtype(w)
+        if g_shape != w_shape or g_dtype != w_dtype:
             raise CheckpointError(
-                f"{where}: {jax.tree_util.keystr(path)} stored as {np.shape(g)} "
-                f"{np.asarray(g).dtype}, expected {np.shape(w)} {np.asarray(w).dtype}")
+                f"{where}: {jax.tree_util.keystr(path)} stored as {g_shape} {g_dtype}, "
+                f"expected {w_shape} {w_dtype}")
+
+
+def _siblings(path: pathlib.Path) -> tuple[pathlib.Path, pathlib.Path]:
+    """The staging directory of a save and the aside name of the checkpoint it replaces.
+
+    Both carry Orbax's temporary marker, so every tool that removes unfinished Orbax
+    directories (workdir.remove_stale_temporaries, the kill tests) also knows them.
+    """
+    return (path.parent / f".{path.name}{_ORBAX_TMP}-staging",
+            path.parent / f".{path.name}{_ORBAX_TMP}-replaced")
+
+
+def _remove_stale(path: pathlib.Path) -> None:
+    """Temporary directories that a process killed while saving `path` left behind."""
+    patterns = [glob.escape(os.fspath(path)) + _ORBAX_TMP + "*",
+                glob.escape(os.fspath(path.parent / f".{path.name}")) + _ORBAX_TMP + "*"]
+    for pattern in patterns:
+        for stale in glob.glob(pattern):
+            print(f"warning: removing {stale}, left by an interrupted save",
+                  file=sys.stderr, flush=True)
+            shutil.rmtree(stale) if os.path.isdir(stale) else os.unlink(stale)
+
+
+def _fsync_dir(directory: pathlib.Path) -> None:
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass  # some file systems cannot sync a directory; the rename is still atomic
+    finally:
+        os.close(fd)
 
 
 def save_tree(path: os.PathLike, tree: PyTree) -> None:
-    """Writes `tree` (host or device arrays) as a finished Orbax checkpoint."""
-    checkpointer = ocp.StandardCheckpointer()
-    checkpointer.save(os.fspath(path), tree, force=True)
-    checkpointer.wait_until_finished()
+    """Writes `tree` (host or device arrays) as a finished, digested Orbax checkpoint.
+
+    A previous checkpoint at `path` is replaced only once the new one is complete, so
+    a failed save (full disk, read-only file system) leaves it as it was. Failures of
+    the file system are raised as OSError naming `path`.
+    """
+    path = pathlib.Path(path)
+    staging, replaced = _siblings(path)
+    try:
+        _remove_stale(path)
+        digest = tree_digest(tree)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # The synchronous Checkpointer: the async one leaves a thread waiting for
+        # minutes when the directory cannot be created (read-only file system).
+        checkpointer = ocp.Checkpointer(ocp.StandardCheckpointHandler())
+        try:
+            checkpointer.save(os.fspath(staging), args=ocp.args.StandardSave(tree),
+                              force=True)
+        finally:
+            checkpointer.close()
+        write_json(staging / DIGEST_FILE, digest)
+        if path.exists():
+            os.replace(path, replaced)
+            os.replace(staging, path)
+            shutil.rmtree(replaced, ignore_errors=True)
+        else:
+            os.replace(staging, path)
+        _fsync_dir(path.parent)
+    except Exception as err:
+        for leftover in glob.glob(glob.escape(os.fspath(staging)) + "*"):
+            shutil.rmtree(leftover, ignore_errors=True)
+        if replaced.exists() and not path.exists():
+            os.replace(replaced, path)  # the swap failed halfway: put the old one back
+        named = _as_os_error(err, path)
+        if named is not None:
+            raise named from err
+        raise
 
 
 def load_tree(path: os.PathLike, like: PyTree) -> PyTree:
-    """Restores a tree shaped like `like`; a missing or unreadable file names the path."""
-    if not exists(path):
+    """Restores a tree shaped like `like`, verified against its digest.
+
+    Raises CheckpointError naming the path (and the leaf, where one is at fault) if
+    the checkpoint is missing, unfinished, has no digest, does not fit `like`, cannot
+    be read, or its bytes differ from the digest.
+    """
+    path = pathlib.Path(path)
+    if not _orbax_finished(path):
         raise CheckpointError(f"checkpoint {path} is missing or unfinished")
+    digest_path = path / DIGEST_FILE
+    if not digest_path.is_file():
+        raise CheckpointError(f"checkpoint {path} has no integrity digest ({DIGEST_FILE}): "
+                              "its save did not finish; delete it to recompute")
+    digest = read_json(digest_path)
+    _check_digest_shape(digest, like, f"checkpoint {path}")
+    checkpointer = ocp.Checkpointer(ocp.StandardCheckpointHandler())
     try:
-        tree = ocp.StandardCheckpointer().restore(os.fspath(path), _abstract(like))
+        tree = checkpointer.restore(os.fspath(path),
+                                    args=ocp.args.StandardRestore(_abstract(like)))
     except Exception as err:  # Orbax raises many types for damaged files.
-        raise CheckpointError(f"checkpoint {path} cannot be read: {err}") from err
-    check_like(tree, like, str(path))
+        raise CheckpointError(f"checkpoint {path} cannot be read ({_one_line(err)}); "
+                              "delete it to recompute") from err
+    finally:
+        checkpointer.close()
+    check_like(tree, like, f"checkpoint {path}")
+    verify_digest(tree, digest, f"checkpoint {path}")
     return tree
 
 
+# ---- step checkpoints -----------------------------------------------------------------
 class StepCheckpoints:
-    """Periodic checkpoints of a training run: the train state plus JSON metadata."""
+    """Periodic checkpoints of a training run: the train state plus JSON metadata.
+
+    The metadata carries the state's digest. `latest` skips (with a warning naming
+    the directory) any checkpoint that cannot be read or fails its digest, and
+    `save` replaces such a checkpoint when training reaches its step again.
+    """
 
     def __init__(self, directory: os.PathLike, max_to_keep: int = 2):
-        self._manager = ocp.CheckpointManager(
-            os.fspath(directory),
-            options=ocp.CheckpointManagerOptions(max_to_keep=max_to_keep,
-                                                 enable_async_checkpointing=False))
+        self._directory = pathlib.Path(directory)
+        try:
+            # Steps whose save was killed. Orbax's own cleanup (enabled below too) runs
+            # in the background and is only awaited by the next save; this is at once.
+            for stale in glob.glob(glob.escape(os.fspath(directory)) + f"/*{_ORBAX_TMP}*"):
+                print(f"warning: removing {stale}, left by an interrupted save",
+                      file=sys.stderr, flush=True)
+                shutil.rmtree(stale) if os.path.isdir(stale) else os.unlink(stale)
+            self._manager = ocp.CheckpointManager(
+                os.fspath(directory),
+                options=ocp.CheckpointManagerOptions(max_to_keep=max_to_keep,
+                                                     enable_async_checkpointing=False,
+                                                     cleanup_tmp_directories=True))
+        except Exception as err:
+            named = _as_os_error(err, directory)
+            if named is not None:
+                raise named from err
+            raise
+
+    def step_directory(self, step: int) -> pathlib.Path:
+        return self._directory / str(step)
 
     def save(self, step: int, state: PyTree, meta: dict) -> None:
-        self._manager.save(step, args=ocp.args.Composite(
-            state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta)), force=True)
-        self._manager.wait_until_finished()
+        meta = {**meta, _META_DIGEST_KEY: tree_digest(state)}
+        try:
+            if step in self._manager.all_steps():  # a damaged one that `latest` skipped
+                self._manager.delete(step)
+            self._manager.save(step, args=ocp.args.Composite(
+                state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta)),
+                force=True)
+            self._manager.wait_until_finished()
+        except Exception as err:
+            named = _as_os_error(err, self.step_directory(step))
+            if named is not None:
+                raise named from err
+            raise
 
     def latest(self, like: PyTree) -> Optional[tuple[int, PyTree, dict]]:
-        """The newest readable checkpoint, falling back to older ones if it is damaged."""
+        """The newest intact checkpoint, falling back to older ones if it is damaged."""
         for step in sorted(self._manager.all_steps(), reverse=True):
+            where = f"step checkpoint {self.step_directory(step)}"
             try:
                 out = self._manager.restore(step, args=ocp.args.Composite(
                     state=ocp.args.StandardRestore(_abstract(like)),
                     meta=ocp.args.JsonRestore()))
-                check_like(out["state"], like, f"step checkpoint {step}")
+                meta = dict(out["meta"])
+                digest = meta.pop(_META_DIGEST_KEY, None)
+                if digest is None:
+                    raise CheckpointError("no integrity digest in its metadata")
+                check_like(out["state"], like, "the state")
+                verify_digest(out["state"], digest, "the state", advice="")
             except Exception as err:  # noqa: BLE001 - any damage means: try an older one.
-                print(f"warning: step checkpoint {step} unreadable ({err}); trying older")
+                print(f"warning: {where} is damaged or unreadable ({_one_line(err)}); "
+                      "trying an older one", file=sys.stderr, flush=True)
                 continue
-            return step, out["state"], dict(out["meta"])
+            return step, out["state"], meta
         return None
 
     def close(self) -> None:
         self._manager.close()
 
 
+# ---- JSON -----------------------------------------------------------------------------
+def _write_fully(fd: int, data: bytes) -> None:
+    """The low-level write of every JSON file (tests inject ENOSPC/EROFS here)."""
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+
+
 def write_json(path: os.PathLike, data: Any) -> None:
-    """Writes JSON atomically: a temporary file in the same directory, fsync, rename."""
+    """Writes JSON atomically: a temporary file in the same directory, fsync, rename.
+
+    On failure the previous file (if any) is untouched, the temporary file is removed
+    and the OSError names `path`.
+    """
     path = pathlib.Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    text = (json.dumps(data, indent=2, sort_keys=True) + "\n").encode()
+    tmp = None
     try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(data, f, indent=2, sort_keys=True)
-            f.write("\n")
-            f.flush()
-            os.fsync(f.fileno())
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        try:
+            _write_fully(fd, text)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
         os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+        tmp = None
+        _fsync_dir(path.parent)
+    except OSError as err:
+        named = _as_os_error(err, path)
+        if named is None:
+            raise
+        raise named from err
+    finally:
+        if tmp is not None:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
 
 
 def read_json(path: os.PathLike) -> Any:
-    """Reads a JSON file written by write_json; damage is reported with the path."""
+    """Reads a JSON file written by write_json; damage (truncation too) names the path."""
     try:
-        with open(path) as f:
-            return json.load(f)
-    except json.JSONDecodeError as err:
-        raise CheckpointError(f"{path} is corrupt ({err}); delete it to recompute") from err
+        with open(path, "rb") as f:
+            return json.loads(f.read().decode("utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise CheckpointError(f"{path} is corrupt ({_one_line(err)}); delete it to "
+                              "recompute") from err

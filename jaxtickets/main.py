@@ -2,10 +2,16 @@
 
 Any config key can be overridden with --config.a.b=value. Configs are Python files
 and therefore trusted code: run only configs you would run as a script.
+
+Errors a user can fix (a bad config, a workdir of another experiment or in use, a
+damaged checkpoint or result file, a full disk or a read-only workdir) end the run
+with `error: ...` on stderr naming the key or the file, and exit code 2; a failed
+write is one line, `error: cannot write PATH: <reason>`.
 """
 
 from __future__ import annotations
 
+import errno
 import sys
 
 from absl import app, flags, logging
@@ -16,22 +22,59 @@ _CONFIG = config_flags.DEFINE_config_file("config", None, "Experiment config fil
 _WORKDIR = flags.DEFINE_string("workdir", None, "Directory for checkpoints and results.")
 flags.mark_flags_as_required(["config", "workdir"])
 
+# errno values that mean: this file cannot be written (as opposed to read).
+WRITE_ERRNOS = frozenset(getattr(errno, name) for name in
+                         ("ENOSPC", "EDQUOT", "EROFS", "EACCES", "EPERM", "EFBIG")
+                         if hasattr(errno, name))
+
+
+def _one_line(text: str) -> str:
+    return " ".join(str(text).split())
+
+
+def describe_os_error(err: OSError, workdir) -> str:
+    """`cannot write PATH: No space left on device` and the like, on one line."""
+    path = err.filename if err.filename is not None else f"in the workdir {workdir}"
+    reason = err.strerror or str(err)
+    if err.errno in WRITE_ERRNOS:
+        return _one_line(f"cannot write {path}: {reason}")
+    return _one_line(f"cannot read or write {path}: {reason}")
+
+
+def run(config, workdir) -> int:
+    """Runs the experiment; a fixable error prints one `error:` line and returns 2."""
+    from jaxtickets.checkpoints import CheckpointError
+    from jaxtickets.errors import ConfigError
+    from jaxtickets.experiment.driver import run_experiment
+    from jaxtickets.experiment.workdir import WorkdirError
+    from jaxtickets.training.loop import DivergenceError
+
+    try:
+        run_experiment(config, workdir)
+    except (ConfigError, WorkdirError, CheckpointError) as err:
+        print(f"error: {err}", file=sys.stderr, flush=True)
+        return 2
+    except DivergenceError as err:
+        print(f"error: {err}", file=sys.stderr, flush=True)
+        return 3
+    except FileNotFoundError as err:
+        # Raised with a message of our own (a dataset that is not prepared: its
+        # prepare command on a line of its own); a bare one names the file.
+        text = (f"missing {err.filename}: {err.strerror}" if err.filename is not None
+                and err.strerror else err)
+        print(f"error: {text}", file=sys.stderr, flush=True)
+        return 2
+    except OSError as err:
+        print(f"error: {describe_os_error(err, workdir)}", file=sys.stderr, flush=True)
+        return 2
+    return 0
+
 
 def main(argv: list[str]) -> int:
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     logging.set_verbosity(logging.WARNING)  # Orbax logs every file operation at INFO
-    from jaxtickets.checkpoints import CheckpointError
-    from jaxtickets.errors import ConfigError
-    from jaxtickets.experiment.driver import run_experiment
-    from jaxtickets.experiment.workdir import WorkdirError
-
-    try:
-        run_experiment(_CONFIG.value, _WORKDIR.value)
-    except (ConfigError, FileNotFoundError, WorkdirError, CheckpointError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    return 0
+    return run(_CONFIG.value, _WORKDIR.value)
 
 
 if __name__ == "__main__":

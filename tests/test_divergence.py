@@ -21,3 +21,13 @@ def test_divergence_stops_the_stage_with_step_layer_and_learning_rate(tmp_path):
     stage = workdir / "replicate_0" / "level_00" / "ticket"
     assert not (stage / "metrics.json").exists() and not (stage / "final").exists()
     assert not (workdir / "results.json").exists()
+
+
+def test_divergence_from_the_command_line_is_one_error_line(tmp_path):
+    from conftest import run_cli
+
+    done = run_cli(tmp_path / "run", "--config.train.optimizer=sgd",
+                   "--config.train.learning_rate=1e6")
+    assert done.returncode == 3
+    errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "training diverged" in errors[0]

@@ -17,6 +17,7 @@ from jaxtickets import checkpoints
 from jaxtickets.experiment.driver import Experiment, run_experiment
 
 REQUIRED_KEYS = {"replicate", "level", "branch", "density", "remaining_weights",
+                 "forward_flops", "forward_flops_dense", "train_flops",
                  "test_accuracy", "early_stop_step", "early_stop_test_accuracy",
                  "wall_seconds", "source", "kernel_density", "examples_seen"}
 
@@ -182,3 +183,13 @@ def test_dataset_not_prepared_is_a_clear_error(tmp_path):
     assert done.returncode == 2
     assert "mnist" in done.stderr and "jaxtickets.data.prepare" in done.stderr
     assert not (tmp_path / "w" / "config.json").exists()
+
+
+def test_rows_account_for_compute(smoke_run):
+    _, results = smoke_run
+    dense = 2 * (784 * 300 + 300 * 100 + 100 * 10)  # LeNet-300-100 forward, hand count
+    for row in results["rows"]:
+        assert row["forward_flops_dense"] == dense
+        assert row["forward_flops"] == pytest.approx(2 * row["remaining_weights"])
+        assert row["train_flops"] == pytest.approx(3 * row["forward_flops"]
+                                                   * row["examples_seen"])

@@ -23,6 +23,7 @@ from jaxtickets import checkpoints, durations
 from jaxtickets.config_schema import (identity, parse_branches, parse_levels, validate,
                                       validate_steps)
 from jaxtickets.errors import ConfigError
+from jaxtickets.analysis.flops import forward_flops, training_flops
 from jaxtickets.data.datasets import NORMALIZATION, Splits, load_splits
 from jaxtickets.experiment import results, workdir as workdir_lib
 from jaxtickets.models import create_model
@@ -153,6 +154,9 @@ class Experiment:
             return out
 
     def _write(self, rows: list[dict]) -> dict:
+        """Writes the rows computed so far, keeping rows of stages not yet reached in this
+        process, so an interrupted rerun never shrinks an existing results.json."""
+        rows = self._merged_with_stored(rows)
         extra = {"compilations": dict(self.steps.traces),
                  "rewind": {"step": self.schedule.rewind, **self.schedule.rewind_units},
                  "total_steps": self.schedule.total}
@@ -160,6 +164,18 @@ class Experiment:
         if self.config.runtime.plot and rows:
             results.plot_accuracy(rows, self.workdir / results.PLOT_FILE)
         return checkpoints.read_json(self.workdir / results.RESULTS_FILE)
+
+    def _merged_with_stored(self, rows: list[dict]) -> list[dict]:
+        path = self.workdir / results.RESULTS_FILE
+        try:
+            stored = checkpoints.read_json(path) if path.exists() else {}
+        except checkpoints.CheckpointError:
+            stored = {}  # rebuilt from the stages' metrics.json files
+        key = lambda r: (r["replicate"], r["level"], r["branch"])  # noqa: E731
+        merged = {key(r): r for r in stored.get("rows", [])
+                  if stored.get("experiment") == self.id}
+        merged.update({key(r): r for r in rows})
+        return list(merged.values())
 
     def _replicate(self, replicate: int, rows: list[dict]) -> None:
         rdir = self.workdir / f"replicate_{replicate}"
@@ -177,6 +193,8 @@ class Experiment:
             ldir = rdir / f"level_{level:02d}"
             if level > 0:
                 mask = self._level_mask(ldir, previous_final, mask, replicate, level)
+            if level > 0 and not checkpoints.exists(rewind_path):
+                self._recover_rewind(rewind_path, init, rdir)
             if level == 0:
                 start = (init, 0)
             else:
@@ -199,6 +217,16 @@ class Experiment:
                                          mask, replicate, None)
                 rows.append(self._row(replicate, level, branch, mask, init["params"], summary))
             self._write(rows)
+
+    def _recover_rewind(self, rewind_path: pathlib.Path, init: PyTree,
+                        rdir: pathlib.Path) -> None:
+        """A rewind snapshot lost after level 0: theta_0 itself, or level 0 must rerun."""
+        if self.schedule.rewind == 0:
+            checkpoints.save_tree(rewind_path, init)
+            return
+        raise checkpoints.CheckpointError(
+            f"{rewind_path} is missing; delete {rdir / 'level_00' / 'ticket'} to retrain "
+            "level 0 and capture it again")
 
     def _level_mask(self, ldir: pathlib.Path, previous_final: PyTree, mask: PyTree,
                     replicate: int, level: int) -> PyTree:
@@ -251,13 +279,17 @@ class Experiment:
     def _row(self, replicate: int, level: int, branch: str, mask: PyTree, params: PyTree,
              summary: dict) -> dict:
         remaining, total = masks_lib.remaining_and_total(mask)
+        examples = summary["train_steps"] * self.config.train.batch_size
+        flops = forward_flops(self.model, params, mask, self.splits.train.images.shape[1:])
         return {
             "replicate": replicate, "level": level, "branch": branch,
             "source": f"labels:{self.config.data.dataset}",
             "density": remaining / total,
             "kernel_density": masks_lib.kernel_density(mask, params),
             "remaining_weights": remaining, "prunable_weights": total,
-            "examples_seen": summary["train_steps"] * self.config.train.batch_size,
+            "examples_seen": examples,
+            "forward_flops_dense": flops["dense"], "forward_flops": flops["masked"],
+            "train_flops": training_flops(flops["masked"], examples),
             **summary,
         }
 

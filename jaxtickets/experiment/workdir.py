@@ -10,7 +10,7 @@ import socket
 
 import ml_collections
 
-from jaxtickets.checkpoints import read_json, write_json
+from jaxtickets.checkpoints import CheckpointError, read_json, write_json
 from jaxtickets.config_schema import canonical_json, identity
 
 CONFIG_FILE = "config.json"
@@ -29,7 +29,12 @@ def check_identity(workdir: pathlib.Path, config: ml_collections.ConfigDict) -> 
             raise WorkdirError(f"workdir {workdir} is not empty and has no {CONFIG_FILE}; "
                                "refusing to write into it")
         return False
-    stored = read_json(path)
+    try:
+        stored = read_json(path)
+    except CheckpointError as err:
+        raise WorkdirError(f"{path} is corrupt: it records which experiment this workdir "
+                           "holds and cannot be recomputed; restore it or use a new "
+                           "--workdir") from err
     if stored.get("identity") != identity(config):
         raise WorkdirError(
             f"workdir {workdir} holds a different experiment (identity "
@@ -62,8 +67,12 @@ class WorkdirLock:
                                        f"{self.path.read_text().strip()}") from None
                 self.path.unlink(missing_ok=True)
                 continue
-            with os.fdopen(fd, "w") as f:
-                f.write(self.token)
+            try:
+                with os.fdopen(fd, "w") as f:
+                    f.write(self.token)
+            except OSError as err:
+                self.path.unlink(missing_ok=True)
+                raise OSError(err.errno, err.strerror, str(self.path)) from err
             return self
         raise WorkdirError(f"could not take the lock {self.path}")
 

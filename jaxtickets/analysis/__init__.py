@@ -1,0 +1,1 @@
+"""Analyses of finished runs: aggregation, tables, plots, natural sparsity, ticket anatomy."""

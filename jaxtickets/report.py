@@ -1,0 +1,107 @@
+"""Tables and plots over replicates from finished runs' results.json files.
+
+    python -m jaxtickets.report --workdir DIR [--workdir DIR2 ...] [--label NAME ...] \\
+        --out OUT [--metric early_stop_test_accuracy] [--band sem|std|minmax]
+
+Reads only each DIR/results.json (schema version 1) and writes to OUT:
+
+* table.md    P0's layout: rows = fraction of prunable weights remaining (per level),
+              columns = (workdir label,) source, branch; cells "mean ± s.e." (accuracies in %)
+* table.csv   one line per (column, level): density, n, mean, std (ddof=1), sem, min, max
+* accuracy_vs_remaining.png   the metric's mean vs % remaining (log x), band per --band
+* early_stop_vs_remaining.png early-stop step vs % remaining (P2 Fig. 4a)
+* compute.md, compute.csv     per column: wall seconds, examples, train steps (and
+              train_flops where rows carry it), totals over all rows and per replicate
+
+A missing or unreadable results.json stops with a message naming it and exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import pathlib
+import sys
+from typing import Optional, Sequence
+
+from jaxtickets.analysis import aggregate, plots, tables
+
+EARLY_STOP_KEY = "early_stop_step"
+OUTPUTS = ("table.md", "table.csv", "accuracy_vs_remaining.png",
+           "early_stop_vs_remaining.png", "compute.md", "compute.csv")
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m jaxtickets.report",
+        description="Replicate tables (P0 layout), plots and compute totals from "
+                    "results.json files.")
+    p.add_argument("--workdir", action="append", required=True, metavar="DIR",
+                   help="a finished run's workdir (repeat to overlay several)")
+    p.add_argument("--label", action="append", default=None, metavar="NAME",
+                   help="name for each --workdir, in order (default: its basename)")
+    p.add_argument("--out", required=True, metavar="OUT", help="output directory")
+    p.add_argument("--metric", default="early_stop_test_accuracy",
+                   help="row key to tabulate and plot (default: %(default)s)")
+    p.add_argument("--band", choices=plots.BANDS, default="sem",
+                   help="plot band: ±1 s.e., ±1 std or min-max (default: %(default)s)")
+    return p
+
+
+def _ylabel(metric: str) -> str:
+    if metric == "early_stop_test_accuracy":
+        return "test accuracy at early stop (%)"
+    return f"{metric} (%)" if tables.is_percent(metric) else metric
+
+
+def make_report(workdirs: Sequence[str], out: str | pathlib.Path,
+                labels: Optional[Sequence[str]] = None,
+                metric: str = "early_stop_test_accuracy", band: str = "sem") -> dict:
+    """Writes every output; returns {name: path}. Raises ResultsError for bad inputs."""
+    if labels and len(labels) != len(workdirs):
+        raise aggregate.ResultsError(f"{len(labels)} --label for {len(workdirs)} --workdir; "
+                                     "give one label per workdir or none")
+    runs = [aggregate.load_results(w, labels[i] if labels else None)
+            for i, w in enumerate(workdirs)]
+    seen: dict[str, pathlib.Path] = {}
+    for run in runs:
+        if run.label in seen:
+            raise aggregate.ResultsError(
+                f"{seen[run.label]} and {run.path} have the same label {run.label!r}; "
+                "name them with --label")
+        seen[run.label] = run.path
+    sources = [str(run.path) for run in runs]
+
+    cells = aggregate.aggregate(runs, metric)
+    computes = aggregate.compute(runs)
+    out = pathlib.Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = {name: out / name for name in OUTPUTS}
+    paths["table.md"].write_text(tables.markdown_table(cells, metric, sources))
+    paths["table.csv"].write_text(tables.cells_csv(cells, metric))
+    paths["compute.md"].write_text(tables.compute_markdown(computes, sources))
+    paths["compute.csv"].write_text(tables.compute_csv(computes))
+    scale = 100.0 if tables.is_percent(metric) else 1.0
+    plots.plot_vs_remaining(cells, paths["accuracy_vs_remaining.png"], ylabel=_ylabel(metric),
+                            title=metric, scale=scale, band=band)
+    stop_cells = aggregate.aggregate(runs, EARLY_STOP_KEY)
+    plots.plot_vs_remaining(stop_cells, paths["early_stop_vs_remaining.png"],
+                            ylabel="early-stop step (min. validation loss)",
+                            title=EARLY_STOP_KEY, band=band)
+    return paths
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        paths = make_report(args.workdir, args.out, args.label, args.metric, args.band)
+    except aggregate.ResultsError as e:
+        print(f"report: error: {e}", file=sys.stderr)
+        return 2
+    print(paths["table.md"].read_text())
+    print(paths["compute.md"].read_text())
+    print("wrote " + ", ".join(str(p) for p in paths.values()))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
