@@ -193,3 +193,17 @@ def test_rows_account_for_compute(smoke_run):
         assert row["forward_flops"] == pytest.approx(2 * row["remaining_weights"])
         assert row["train_flops"] == pytest.approx(3 * row["forward_flops"]
                                                    * row["examples_seen"])
+
+
+def test_stages_account_for_levels_without_rows(tmp_path):
+    config = smoke_config(pruning__evaluate_levels="2", branches="ticket")
+    results = run_experiment(config, tmp_path / "run")
+    assert [(r["level"], r["branch"]) for r in results["rows"]] == [(2, "ticket")]
+    stages = results["stages"]
+    assert [(s["level"], s["branch"]) for s in stages] == [(0, "ticket"), (1, "ticket"),
+                                                          (2, "ticket")]
+    assert sum(s["train_steps"] for s in stages) == 900  # IMP paid for all three levels
+    from jaxtickets.analysis.aggregate import compute, load_results
+
+    (column,) = compute([load_results(tmp_path / "run")])
+    assert column.runs == 3 and column.totals["train_steps"] == 900

@@ -47,6 +47,7 @@ class Run:
     label: str
     path: pathlib.Path
     rows: list[dict]
+    stages: list[dict]  # one per training run incl. levels without rows; else the rows
 
 
 @dataclasses.dataclass(frozen=True)
@@ -98,7 +99,10 @@ def load_results(workdir: str | pathlib.Path, label: Optional[str] = None) -> Ru
         if missing:
             raise ResultsError(f"{path}: rows[{i}] lacks {', '.join(missing)}")
     label = label if label is not None else (workdir.resolve().name or str(workdir))
-    return Run(label, path, rows)
+    stages = data.get("stages")
+    if not isinstance(stages, list) or not stages:
+        stages = rows  # older results.json: only the evaluated levels are known
+    return Run(label, path, rows, stages)
 
 
 def column_of(run: Run, row: dict) -> Column:
@@ -173,10 +177,11 @@ class Compute:
 
 
 def compute(runs: Sequence[Run]) -> list[Compute]:
-    """Per column: rows (training runs), distinct replicates and the sums of COMPUTE_KEYS."""
+    """Per column: training runs, distinct replicates and the sums of COMPUTE_KEYS, over
+    every trained run (`stages`: all IMP levels, evaluated or not)."""
     groups: dict[Column, list[tuple[int, dict, Run]]] = defaultdict(list)
     for run in runs:
-        for i, row in enumerate(run.rows):
+        for i, row in enumerate(run.stages):
             groups[column_of(run, row)].append((i, row, run))
     out = []
     for column in column_order(groups, runs):

@@ -144,6 +144,7 @@ class Experiment:
             self.progress = Progress(self._planned_steps(),
                                      self.config.runtime.log_every_seconds)
             rows: list[dict] = []
+            self.stages: list[dict] = []  # the cost of every trained run, evaluated or not
             started = time.time()
             for replicate in range(self.config.num_replicates):
                 self._replicate(replicate, rows)
@@ -156,8 +157,8 @@ class Experiment:
     def _write(self, rows: list[dict]) -> dict:
         """Writes the rows computed so far, keeping rows of stages not yet reached in this
         process, so an interrupted rerun never shrinks an existing results.json."""
-        rows = self._merged_with_stored(rows)
-        extra = {"compilations": dict(self.steps.traces),
+        rows = self._merged_with_stored(rows, "rows")
+        extra = {"stages": self._merged_with_stored(self.stages, "stages"),"compilations": dict(self.steps.traces),
                  "rewind": {"step": self.schedule.rewind, **self.schedule.rewind_units},
                  "total_steps": self.schedule.total}
         results.write_results(self.workdir, self.id, rows, extra)
@@ -165,14 +166,14 @@ class Experiment:
             results.plot_accuracy(rows, self.workdir / results.PLOT_FILE)
         return checkpoints.read_json(self.workdir / results.RESULTS_FILE)
 
-    def _merged_with_stored(self, rows: list[dict]) -> list[dict]:
+    def _merged_with_stored(self, rows: list[dict], field: str) -> list[dict]:
         path = self.workdir / results.RESULTS_FILE
         try:
             stored = checkpoints.read_json(path) if path.exists() else {}
         except checkpoints.CheckpointError:
             stored = {}  # rebuilt from the stages' metrics.json files
         key = lambda r: (r["replicate"], r["level"], r["branch"])  # noqa: E731
-        merged = {key(r): r for r in stored.get("rows", [])
+        merged = {key(r): r for r in stored.get(field, [])
                   if stored.get("experiment") == self.id}
         merged.update({key(r): r for r in rows})
         return list(merged.values())
@@ -204,9 +205,11 @@ class Experiment:
             label = f"rep {replicate} level {level}/{self.levels[-1]} ticket"
             summary, previous_final = self._train(ldir / "ticket", label, start, mask,
                                                   replicate, capture)
+            row = self._row(replicate, level, "ticket", mask, init["params"], summary)
+            self.stages.append(stage_cost(row))
             if level not in self.evaluate_levels:
                 continue
-            rows.append(self._row(replicate, level, "ticket", mask, init["params"], summary))
+            rows.append(row)
             for branch in self.branches:
                 if branch == "ticket" or level == 0:
                     continue
@@ -216,6 +219,7 @@ class Experiment:
                                          ({"params": params, "batch_stats": stats}, start[1]),
                                          mask, replicate, None)
                 rows.append(self._row(replicate, level, branch, mask, init["params"], summary))
+                self.stages.append(stage_cost(rows[-1]))
             self._write(rows)
 
     def _recover_rewind(self, rewind_path: pathlib.Path, init: PyTree,
@@ -292,6 +296,15 @@ class Experiment:
             "train_flops": training_flops(flops["masked"], examples),
             **summary,
         }
+
+
+STAGE_KEYS = ("replicate", "level", "branch", "source", "density", "wall_seconds",
+              "train_steps", "examples_seen", "forward_flops", "train_flops")
+
+
+def stage_cost(row: dict) -> dict:
+    """What a training run cost; results.json lists one per run, evaluated level or not."""
+    return {k: row[k] for k in STAGE_KEYS}
 
 
 def run_experiment(config: ml_collections.ConfigDict, workdir: str | pathlib.Path) -> dict:
