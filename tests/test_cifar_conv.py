@@ -46,6 +46,12 @@ def test_conv2_imp_on_cifar10_from_tfds(cifar_tfds_dir, tmp_path):
     assert round(100 * rows[1]["kernel_density"], 2) == 80.10
     assert rows[0]["remaining_weights"] == 4_300_992
     assert results["compilations"]["train"] == 1
+    # The report's plots and tables for this config's run (issue: every config's smoke run).
+    from jaxtickets import report
+
+    assert report.main(["--workdir", str(tmp_path / "run"), "--out", str(tmp_path / "rep")]) == 0
+    for name in ("accuracy_vs_remaining.png", "early_stop_vs_remaining.png"):
+        assert (tmp_path / "rep" / name).stat().st_size > 5_000
 
 
 def test_augment_pads_crops_and_flips_within_the_image():
