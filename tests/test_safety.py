@@ -4,7 +4,6 @@ and no network access while an experiment runs."""
 from __future__ import annotations
 
 import ast
-import pathlib
 import re
 import socket
 
