@@ -157,8 +157,10 @@ class Experiment:
     def _write(self, rows: list[dict]) -> dict:
         """Writes the rows computed so far, keeping rows of stages not yet reached in this
         process, so an interrupted rerun never shrinks an existing results.json."""
-        rows = self._merged_with_stored(rows, "rows")
-        extra = {"stages": self._merged_with_stored(self.stages, "stages"),"compilations": dict(self.steps.traces),
+        stored = self._stored_results()
+        rows = self._merged(stored, rows, "rows")
+        extra = {"stages": self._merged(stored, self.stages, "stages"),
+                 "compilations": dict(self.steps.traces),
                  "rewind": {"step": self.schedule.rewind, **self.schedule.rewind_units},
                  "total_steps": self.schedule.total}
         results.write_results(self.workdir, self.id, rows, extra)
@@ -166,16 +168,19 @@ class Experiment:
             results.plot_accuracy(rows, self.workdir / results.PLOT_FILE)
         return checkpoints.read_json(self.workdir / results.RESULTS_FILE)
 
-    def _merged_with_stored(self, rows: list[dict], field: str) -> list[dict]:
+    def _stored_results(self) -> dict:
         path = self.workdir / results.RESULTS_FILE
         try:
             stored = checkpoints.read_json(path) if path.exists() else {}
         except checkpoints.CheckpointError:
-            stored = {}  # rebuilt from the stages' metrics.json files
+            return {}  # rebuilt from the stages' metrics.json files
+        return stored if stored.get("experiment") == self.id else {}
+
+    @staticmethod
+    def _merged(stored: dict, fresh: list[dict], field: str) -> list[dict]:
         key = lambda r: (r["replicate"], r["level"], r["branch"])  # noqa: E731
-        merged = {key(r): r for r in stored.get(field, [])
-                  if stored.get("experiment") == self.id}
-        merged.update({key(r): r for r in rows})
+        merged = {key(r): r for r in stored.get(field, [])}
+        merged.update({key(r): r for r in fresh})
         return list(merged.values())
 
     def _replicate(self, replicate: int, rows: list[dict]) -> None:
