@@ -38,6 +38,21 @@ def assert_nothing_half_written(workdir) -> None:
     assert not leftovers, leftovers
 
 
+def kill_at(workdir, instant: float) -> bool:
+    """Starts the smoke run and SIGKILLs it after `instant` s; False if it ended first."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "jaxtickets.main", "--config=configs/mnist_lenet.py:smoke",
+         f"--workdir={workdir}"], cwd=ROOT, stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL)
+    try:
+        proc.wait(timeout=instant)
+        return False
+    except subprocess.TimeoutExpired:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        return True
+
+
 def test_sigkill_at_random_instants_then_resume(smoke_run, tmp_path):
     _, reference = smoke_run
     # Time one whole uninterrupted CLI run to spread the kill instants over it.
@@ -50,17 +65,12 @@ def test_sigkill_at_random_instants_then_resume(smoke_run, tmp_path):
     for i in range(KILLS):
         workdir = tmp_path / f"kill_{i}"
         instant = duration * (i + rng.random()) / KILLS  # one instant per slice of the run
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "jaxtickets.main", "--config=configs/mnist_lenet.py:smoke",
-             f"--workdir={workdir}"], cwd=ROOT, stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL)
-        try:
-            proc.wait(timeout=instant)
-            killed = False
-        except subprocess.TimeoutExpired:
-            proc.send_signal(signal.SIGKILL)
-            proc.wait()
-            killed = True
+        for _ in range(4):  # the machine's speed varies: pull late instants in until one hits
+            shutil.rmtree(workdir, ignore_errors=True)
+            killed = kill_at(workdir, instant)
+            if killed:
+                break
+            instant *= 0.8
         stage = stage_reached(workdir) if workdir.exists() else "before any file"
         done = run_cli(workdir)
         assert done.returncode == 0, done.stderr[-2000:]
@@ -72,4 +82,4 @@ def test_sigkill_at_random_instants_then_resume(smoke_run, tmp_path):
     print("\nkill instant (s), killed, newest artifact at the kill:")
     for row in outcomes:
         print(*row)
-    assert sum(killed for _, killed, _ in outcomes) >= KILLS - 1
+    assert all(killed for _, killed, _ in outcomes)
