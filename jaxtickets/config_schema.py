@@ -14,12 +14,12 @@ import math
 from typing import Any
 
 import jax
-import jax.numpy as jnp
 import ml_collections
 
 from jaxtickets import durations
 from jaxtickets.errors import ConfigError
-from jaxtickets.models import create_model, model_names
+from jaxtickets.data.datasets import IMAGE_SHAPES
+from jaxtickets.models import abstract_variables, create_model, model_names
 from jaxtickets.sparsity.masks import kernel_kind
 from jaxtickets.training.optimizers import OPTIMIZERS
 from jaxtickets.training.schedules import SCHEDULES
@@ -29,7 +29,6 @@ SOURCES = ("embedded", "tfds")
 BRANCHES = ("ticket", "random_reinit")
 PRUNING_METHODS = ("layerwise", "global")
 RUNTIME_KEY = "runtime"  # settings that never change results; excluded from the identity
-IMAGE_SHAPES = {"mnist": (28, 28, 1), "cifar10": (32, 32, 3)}  # [H, W, C] per dataset
 SEED_LIMIT = 2 ** 32  # jax.random.PRNGKey keeps only the low 32 bits of a seed (x64 off)
 
 
@@ -134,11 +133,7 @@ def _finite(value: int | float) -> bool:
 def model_kinds(model_name: str, dataset: str) -> frozenset[str]:
     """The kinds of the model's kernels (conv, dense, output, shortcut), found by an
     abstract initialization: shapes only, no compute."""
-    model = create_model(model_name, 10)
-    sample = jnp.zeros((1,) + IMAGE_SHAPES[dataset], jnp.float32)
-    key = jax.random.PRNGKey(0)
-    shapes = jax.eval_shape(lambda: model.init({"params": key, "dropout": key}, sample,
-                                               train=False))
+    shapes = abstract_variables(create_model(model_name, 10), IMAGE_SHAPES[dataset])
     leaves = jax.tree_util.tree_flatten_with_path(shapes["params"])[0]
     return frozenset(k for k in (kernel_kind(path, leaf) for path, leaf in leaves) if k)
 

@@ -22,14 +22,12 @@ import re
 from typing import Any
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from jaxtickets import checkpoints
 from jaxtickets.checkpoints import CheckpointError
-from jaxtickets.config_schema import IMAGE_SHAPES
-from jaxtickets.data.datasets import NUM_CLASSES
-from jaxtickets.models import create_model
+from jaxtickets.data.datasets import IMAGE_SHAPES, NUM_CLASSES
+from jaxtickets.models import abstract_variables, create_model
 from jaxtickets.sparsity import masks as masks_lib
 
 PyTree = Any
@@ -69,10 +67,7 @@ class RunArtifacts:
         if dataset not in IMAGE_SHAPES or dataset not in NUM_CLASSES:
             raise CheckpointError(f"{path}: unknown dataset {dataset!r}")
         model = create_model(name, NUM_CLASSES[dataset], dropout)
-        sample = jnp.zeros((1,) + tuple(IMAGE_SHAPES[dataset]), jnp.float32)
-        key = jax.random.PRNGKey(0)
-        shapes = jax.eval_shape(
-            lambda: model.init({"params": key, "dropout": key}, sample, train=False))
+        shapes = abstract_variables(model, IMAGE_SHAPES[dataset])
         like = {"params": _zeros_like_shapes(shapes["params"]),
                 "batch_stats": _zeros_like_shapes(shapes.get("batch_stats", {}))}
         return cls(workdir, config, model, like, masks_lib.PrunablePolicy(**prune))

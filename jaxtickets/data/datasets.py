@@ -20,6 +20,7 @@ NORMALIZATION = {  # per-channel mean and std of the training images
     "cifar10": ((0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)),
 }
 NUM_CLASSES = {"mnist": 10, "cifar10": 10}
+IMAGE_SHAPES = {"mnist": (28, 28, 1), "cifar10": (32, 32, 3)}  # [H, W, C] per dataset
 EMBEDDED_MNIST = "mnist_subset.npz"
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 from typing import Callable
 
 import flax.linen as nn
+import jax
+import jax.numpy as jnp
 
 from jaxtickets.errors import ConfigError
 
@@ -21,6 +23,14 @@ _REGISTRY: dict[str, Callable[..., nn.Module]] = {
 
 def model_names() -> list[str]:
     return sorted(_REGISTRY)
+
+
+def abstract_variables(model: nn.Module, image_shape: tuple[int, ...]) -> dict:
+    """The model's variables as shapes and dtypes only (jax.eval_shape: no compute)."""
+    sample = jnp.zeros((1,) + tuple(image_shape), jnp.float32)
+    key = jax.random.PRNGKey(0)
+    return jax.eval_shape(lambda: model.init({"params": key, "dropout": key}, sample,
+                                             train=False))
 
 
 def create_model(name: str, num_classes: int, dropout: float = 0.0) -> nn.Module:
