@@ -145,7 +145,7 @@ def save_tree(path: os.PathLike, tree: PyTree) -> None:
     a failed save (full disk, read-only file system) leaves it as it was. Failures of
     the file system are raised as OSError naming `path`.
     """
-    path = pathlib.Path(path)
+    path = pathlib.Path(path).absolute()  # Orbax needs absolute paths
     staging, replaced = _siblings(path)
     try:
         _remove_stale(path)
@@ -185,7 +185,7 @@ def load_tree(path: os.PathLike, like: PyTree) -> PyTree:
     the checkpoint is missing, unfinished, has no digest, does not fit `like`, cannot
     be read, or its bytes differ from the digest.
     """
-    path = pathlib.Path(path)
+    path = pathlib.Path(path).absolute()  # Orbax needs absolute paths
     if not _orbax_finished(path):
         raise CheckpointError(f"checkpoint {path} is missing or unfinished")
     digest_path = path / DIGEST_FILE
@@ -218,7 +218,8 @@ class StepCheckpoints:
     """
 
     def __init__(self, directory: os.PathLike, max_to_keep: int = 2):
-        self._directory = pathlib.Path(directory)
+        directory = pathlib.Path(directory).absolute()  # Orbax needs absolute paths
+        self._directory = directory
         try:
             # Steps whose save was killed. Orbax's own cleanup (enabled below too) runs
             # in the background and is only awaited by the next save; this is at once.

@@ -207,3 +207,12 @@ def test_stages_account_for_levels_without_rows(tmp_path):
 
     (column,) = compute([load_results(tmp_path / "run")])
     assert column.runs == 3 and column.totals["train_steps"] == 900
+
+
+def test_relative_workdir_works(tmp_path, monkeypatch):
+    """`make demo` passes a relative --workdir; Orbax itself only accepts absolute paths."""
+    monkeypatch.chdir(tmp_path)
+    config = smoke_config(pruning__levels=1, branches="ticket", train__duration="100st")
+    results = run_experiment(config, "runs/relative")
+    assert [r["level"] for r in results["rows"]] == [0, 1]
+    assert checkpoints.exists(tmp_path / "runs/relative/replicate_0/level_01/ticket/final")
