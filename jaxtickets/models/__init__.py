@@ -10,14 +10,30 @@ import jax.numpy as jnp
 
 from jaxtickets.errors import ConfigError
 
+from jaxtickets.models.alexnet import AlexNet
 from jaxtickets.models.convnets import ConvNet
 from jaxtickets.models.lenet import LeNet
+from jaxtickets.models.mobilenet import MobileNetV1
+from jaxtickets.models.resnet import resnet18, resnet50, resnet_cifar
+from jaxtickets.models.vgg import vgg
 
 _REGISTRY: dict[str, Callable[..., nn.Module]] = {
     "lenet300_100": lambda num_classes, dropout: LeNet(num_classes, (300, 100), dropout),
     "conv2": lambda num_classes, dropout: ConvNet((64,), num_classes, dropout=dropout),
     "conv4": lambda num_classes, dropout: ConvNet((64, 128), num_classes, dropout=dropout),
     "conv6": lambda num_classes, dropout: ConvNet((64, 128, 256), num_classes, dropout=dropout),
+    "vgg11": lambda num_classes, dropout: vgg(11, num_classes, dropout),
+    "vgg13": lambda num_classes, dropout: vgg(13, num_classes, dropout),
+    "vgg16": lambda num_classes, dropout: vgg(16, num_classes, dropout),
+    "vgg19": lambda num_classes, dropout: vgg(19, num_classes, dropout),
+    "resnet20": lambda num_classes, dropout: resnet_cifar(20, num_classes, dropout),
+    "resnet32": lambda num_classes, dropout: resnet_cifar(32, num_classes, dropout),
+    "resnet18": lambda num_classes, dropout: resnet18(num_classes, dropout, stem="cifar"),
+    "resnet18_imagenet": lambda num_classes, dropout: resnet18(num_classes, dropout,
+                                                               stem="imagenet"),
+    "resnet50": lambda num_classes, dropout: resnet50(num_classes, dropout, stem="imagenet"),
+    "alexnet": lambda num_classes, dropout: AlexNet(num_classes, dropout),
+    "mobilenet_v1": lambda num_classes, dropout: MobileNetV1(num_classes, dropout=dropout),
 }
 
 
