@@ -18,22 +18,29 @@ SCHEMA_VERSION = 1
 
 def write_results(workdir: pathlib.Path, experiment_id: str, rows: list[dict],
                   extra: dict) -> None:
-    rows = sorted(rows, key=lambda r: (r["replicate"], r["level"], r["branch"] != "ticket",
-                                       r["branch"]))
+    rows = sorted(rows, key=lambda r: (r.get("source_name", ""), r["replicate"], r["level"],
+                                       r["branch"] != "ticket", r["branch"]))
     write_json(workdir / RESULTS_FILE, {"schema_version": SCHEMA_VERSION,
                                         "experiment": experiment_id, "rows": rows, **extra})
+
+
+def column(row: dict, rows: list[dict]) -> str:
+    """The branch, prefixed by the source's name when the rows hold several sources."""
+    several = len({r.get("source_name", r["source"]) for r in rows}) > 1
+    name = row.get("source_name", row["source"])
+    return f"{name} {row['branch']}" if several else row["branch"]
 
 
 def _mean_by(rows: list[dict], key: str) -> dict[tuple[int, str], float]:
     groups: dict[tuple[int, str], list[float]] = defaultdict(list)
     for r in rows:
-        groups[(r["level"], r["branch"])].append(r[key])
+        groups[(r["level"], column(r, rows))].append(r[key])
     return {k: sum(v) / len(v) for k, v in groups.items()}
 
 
 def format_table(rows: list[dict]) -> str:
     """% remaining and, per branch, early-stop and final test accuracy (replicate mean)."""
-    branches = sorted({r["branch"] for r in rows}, key=lambda b: (b != "ticket", b))
+    branches = list(dict.fromkeys(column(r, rows) for r in rows))
     density = {r["level"]: r["density"] for r in rows}
     early = _mean_by(rows, "early_stop_test_accuracy")
     final = _mean_by(rows, "test_accuracy")
@@ -64,7 +71,7 @@ def plot_accuracy(rows: list[dict], path: pathlib.Path) -> None:
     fig, ax = plt.subplots(figsize=(6, 4))
     early = _mean_by(rows, "early_stop_test_accuracy")
     density = {r["level"]: r["density"] for r in rows}
-    for branch in sorted({b for _, b in early}, key=lambda b: (b != "ticket", b)):
+    for branch in dict.fromkeys(column(r, rows) for r in rows):
         levels = sorted(lv for lv, b in early if b == branch)
         ax.plot([100 * density[lv] for lv in levels],
                 [100 * early[(lv, branch)] for lv in levels], marker="o", label=branch)

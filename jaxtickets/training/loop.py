@@ -133,7 +133,8 @@ def train_run(plan: RunPlan, state: TrainState, steps: CompiledSteps, train: Dev
     log = RunLog(plan.directory, step if resumed is not None else None)
     remaining, total = remaining_and_total(state.mask)
     started = time.time() - wall
-    interval = {"loss_sum": 0.0, "correct": 0, "steps": 0, "start": time.time()}
+    interval = {"loss_sum": 0.0, "correct": 0, "count": 0, "steps": 0,
+                    "start": time.time()}
     for stop in _stops(plan):
         if stop <= step:
             continue
@@ -146,6 +147,7 @@ def train_run(plan: RunPlan, state: TrainState, steps: CompiledSteps, train: Dev
             for loss in np.asarray(out["losses"])[:count]:
                 interval["loss_sum"] += float(loss)
             interval["correct"] += int(out["correct"])
+            interval["count"] += int(out["count"])
             interval["steps"] += count
             step += count
             progress.update(plan.label, step, plan.end_step, count, {})
@@ -160,7 +162,8 @@ def train_run(plan: RunPlan, state: TrainState, steps: CompiledSteps, train: Dev
                            time.time() - interval["start"], 1e-9),
                        **({"learning_rate": float(steps.learning_rate(step))}
                           if steps.learning_rate is not None else {})})
-            interval = {"loss_sum": 0.0, "correct": 0, "steps": 0, "start": time.time()}
+            interval = {"loss_sum": 0.0, "correct": 0, "count": 0, "steps": 0,
+                    "start": time.time()}
             progress.update(plan.label, step, plan.end_step, 0, record,
                             force=step == plan.end_step)
         if step % plan.checkpoint_every == 0 and step < plan.end_step:
@@ -203,7 +206,7 @@ def _evaluate_all(state, steps, validation, test, eval_batch, interval, batch_si
     val = evaluate(state, steps, validation, eval_batch)
     tst = evaluate(state, steps, test, eval_batch)
     return {"step": step, "train_loss": train_loss,
-            "train_accuracy": interval["correct"] / max(interval["steps"] * batch_size, 1),
+            "train_accuracy": interval["correct"] / max(interval["count"], 1),
             "validation_loss": val["loss"], "validation_accuracy": val["accuracy"],
             "test_loss": tst["loss"], "test_accuracy": tst["accuracy"]}
 

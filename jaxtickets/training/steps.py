@@ -21,6 +21,7 @@ from jax.sharding import Mesh
 
 from jaxtickets.parallel import batch_sharded, replicated
 from jaxtickets.sparsity.masks import apply_mask
+from jaxtickets.tasks.base import LabelsTask, Task, augment, cross_entropy, normalize  # noqa: F401
 from jaxtickets.training.state import TrainState
 
 PyTree = Any
@@ -34,31 +35,6 @@ class InputSpec:
     std: tuple[float, ...]
     pad_crop: int = 0
     flip: bool = False
-
-
-def normalize(images: jnp.ndarray, spec: InputSpec) -> jnp.ndarray:
-    x = images.astype(jnp.float32) / 255.0
-    return (x - jnp.asarray(spec.mean)) / jnp.asarray(spec.std)
-
-
-def augment(images: jnp.ndarray, rng: jax.Array, spec: InputSpec) -> jnp.ndarray:
-    """Random pad-and-crop and horizontal flip, one draw per image (uint8 in, uint8 out)."""
-    n, h, w, c = images.shape
-    crop_rng, flip_rng = jax.random.split(rng)
-    if spec.pad_crop:
-        p = spec.pad_crop
-        padded = jnp.pad(images, ((0, 0), (p, p), (p, p), (0, 0)))
-        offsets = jax.random.randint(crop_rng, (n, 2), 0, 2 * p + 1)
-        images = jax.vmap(lambda img, o: jax.lax.dynamic_slice(
-            img, (o[0], o[1], 0), (h, w, c)))(padded, offsets)
-    if spec.flip:
-        flips = jax.random.bernoulli(flip_rng, 0.5, (n, 1, 1, 1))
-        images = jnp.where(flips, images[:, :, ::-1, :], images)
-    return images
-
-
-def cross_entropy(logits: jnp.ndarray, labels: jnp.ndarray) -> jnp.ndarray:
-    return optax.softmax_cross_entropy_with_integer_labels(logits, labels)
 
 
 @dataclasses.dataclass
@@ -75,9 +51,10 @@ class CompiledSteps:
 
 def make_steps(model: nn.Module, tx: optax.GradientTransformationExtraArgs,
                input_spec: InputSpec, mesh: Mesh, steps_per_call: int,
-               loss_fn: Callable = cross_entropy,
+               task: Optional[Task] = None,
                learning_rate: Optional[Callable[[int], Any]] = None) -> CompiledSteps:
     traces = {"train": 0, "eval": 0}
+    task = task or LabelsTask()
 
     def forward(params, batch_stats, mask, x, train, rng):
         variables = {"params": apply_mask(params, mask)}
@@ -92,19 +69,20 @@ def make_steps(model: nn.Module, tx: optax.GradientTransformationExtraArgs,
         rng = jax.random.fold_in(state.rng, state.step)
         aug_rng, dropout_rng = jax.random.split(rng)
         raw = jax.lax.with_sharding_constraint(images[batch_idx], batch_sharded(mesh))
-        x = normalize(augment(raw, aug_rng, input_spec), input_spec)
-        y = labels[batch_idx]
+        x, targets = task.train_inputs(raw, labels[batch_idx], aug_rng, input_spec)
 
         def loss_of(params):
             logits, new_stats = forward(params, state.batch_stats, state.mask, x, True,
                                         dropout_rng)
-            return loss_fn(logits, y).mean(), (logits, new_stats)
+            loss, correct, count = task.train_loss(logits, targets)
+            return loss, (correct, count, new_stats)
 
-        (loss, (logits, new_stats)), grads = jax.value_and_grad(loss_of, has_aux=True)(
-            state.params)
+        (loss, (correct, count, new_stats)), grads = jax.value_and_grad(
+            loss_of, has_aux=True)(state.params)
         updates, opt_state = tx.update(grads, state.opt_state, state.params, mask=state.mask)
         params = apply_mask(optax.apply_updates(state.params, updates), state.mask)
-        metrics = {"loss": loss, "correct": jnp.sum(jnp.argmax(logits, -1) == y)}
+        metrics = {"loss": loss, "correct": correct.astype(jnp.int32),
+                   "count": count.astype(jnp.int32)}
         return state.replace(step=state.step + 1, params=params, batch_stats=new_stats,
                              opt_state=opt_state), metrics
 
@@ -113,11 +91,13 @@ def make_steps(model: nn.Module, tx: optax.GradientTransformationExtraArgs,
         if chunk_idx.shape[0] == 1:  # no loop: XLA:CPU runs convolutions inside a
             del num_active           # while loop (scan) about 13x slower than outside.
             state, metrics = one_step(state, images, labels, chunk_idx[0])
-            return state, {"losses": metrics["loss"][None], "correct": metrics["correct"]}
+            return state, {"losses": metrics["loss"][None], "correct": metrics["correct"],
+                           "count": metrics["count"]}
 
         def body(state, xs):
             i, batch_idx = xs
-            zero = {"loss": jnp.zeros((), jnp.float32), "correct": jnp.zeros((), jnp.int32)}
+            zero = {"loss": jnp.zeros((), jnp.float32), "correct": jnp.zeros((), jnp.int32),
+                    "count": jnp.zeros((), jnp.int32)}
             return jax.lax.cond(i < num_active,
                                 lambda s: one_step(s, images, labels, batch_idx),
                                 lambda s: (s, zero), state)
@@ -126,17 +106,16 @@ def make_steps(model: nn.Module, tx: optax.GradientTransformationExtraArgs,
         state, metrics = jax.lax.scan(body, state, (steps, chunk_idx))
         # Per-step losses go back to the host, which sums them in one fixed order whatever
         # the chunk length (runtime.steps_per_call must never change a logged number).
-        return state, {"losses": metrics["loss"], "correct": metrics["correct"].sum()}
+        return state, {"losses": metrics["loss"], "correct": metrics["correct"].sum(),
+                       "count": metrics["count"].sum()}
 
     def eval_batch(params, batch_stats, mask, images, labels, idx, weights):
         traces["eval"] += 1
         raw = jax.lax.with_sharding_constraint(images[idx], batch_sharded(mesh))
-        logits, _ = forward(params, batch_stats, mask, normalize(raw, input_spec), False,
-                            jax.random.PRNGKey(0))
-        y = labels[idx]
-        losses = loss_fn(logits, y)
-        return {"loss_sum": jnp.sum(losses * weights),
-                "correct": jnp.sum((jnp.argmax(logits, -1) == y) * weights),
+        x, targets = task.eval_inputs(raw, labels[idx], input_spec)
+        logits, _ = forward(params, batch_stats, mask, x, False, jax.random.PRNGKey(0))
+        losses, right = task.eval_metrics(logits, targets)
+        return {"loss_sum": jnp.sum(losses * weights), "correct": jnp.sum(right * weights),
                 "count": jnp.sum(weights)}
 
     rep = replicated(mesh)

@@ -1,0 +1,149 @@
+"""One training setup: data on the device, task, model, optimizer and compiled steps.
+
+An experiment has one setup for the evaluation (data.*, train.*, evaluation.task) and
+one per ticket source whose task, data or recipe differs (generation.NAME.*). Each
+converts its own durations with its own data size, batch and budget (P0 App. B), so
+"1 epoch" or "3.3%" means the same thing to every setup while the steps differ.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Optional
+
+import ml_collections
+
+from jaxtickets import durations
+from jaxtickets.config_schema import validate_steps
+from jaxtickets.data.datasets import Splits
+from jaxtickets.errors import ConfigError
+from jaxtickets.models import create_model
+from jaxtickets.parallel import make_mesh
+from jaxtickets.tasks import Task
+from jaxtickets.training.batches import put_split
+from jaxtickets.training.optimizers import build_optimizer
+from jaxtickets.training.schedules import build_schedule
+from jaxtickets.training.steps import InputSpec, make_steps
+
+
+@dataclasses.dataclass(frozen=True)
+class Recipe:
+    """A training recipe as written in the config (durations still with units)."""
+
+    batch_size: int
+    duration: str
+    optimizer: str
+    learning_rate: float
+    momentum: float
+    nesterov: bool
+    weight_decay: float
+    schedule: str
+    warmup: str
+    decay_at: str
+    decay_factor: float
+    eval_every: str
+    checkpoint_every: str
+    rewind: str
+    restart_schedule: bool
+
+
+def evaluation_recipe(config: ml_collections.ConfigDict) -> Recipe:
+    t = config.train
+    return Recipe(t.batch_size, t.duration, t.optimizer, t.learning_rate, t.momentum,
+                  t.nesterov, t.weight_decay, t.schedule, t.warmup, t.decay_at,
+                  t.decay_factor, t.eval_every, t.checkpoint_every, config.pruning.rewind,
+                  config.pruning.restart_schedule)
+
+
+def source_recipe(config: ml_collections.ConfigDict, name: str) -> Recipe:
+    """The evaluation recipe with source `name`'s overrides ('' / 0 / -1 keep it)."""
+    s = config.generation[name]
+    base = evaluation_recipe(config)
+    changes = {k: s[k] for k in ("optimizer", "duration", "warmup", "decay_at", "rewind")
+               if s[k]}
+    if s.learning_rate > 0:
+        changes["learning_rate"] = s.learning_rate
+    if s.weight_decay >= 0:
+        changes["weight_decay"] = s.weight_decay
+    if s.batch_size > 0:
+        changes["batch_size"] = s.batch_size
+    if changes.get("optimizer", base.optimizer) != "momentum":
+        changes["nesterov"] = False
+    return dataclasses.replace(base, **changes)
+
+
+@dataclasses.dataclass(frozen=True)
+class Schedule:
+    """A run's durations, converted to steps once (DESIGN invariant 6)."""
+
+    total: int
+    rewind: int
+    eval_every: int
+    checkpoint_every: int
+    steps_per_epoch: int
+    rewind_units: dict
+
+    def start_after_rewind(self, restart: bool) -> int:
+        return 0 if restart else self.rewind
+
+
+def convert_recipe(recipe: Recipe, train_size: int, prefix: str = "train"
+                   ) -> tuple[Schedule, list[int], int]:
+    steps_per_epoch = train_size // recipe.batch_size
+    if steps_per_epoch < 1:
+        raise ConfigError(f"{prefix}.batch_size: {recipe.batch_size} exceeds the "
+                          f"{train_size} training images")
+    total = durations.total_steps(recipe.duration, steps_per_epoch, recipe.batch_size,
+                                  f"{prefix}.duration")
+    conv = durations.StepConverter(steps_per_epoch, recipe.batch_size, total)
+    rewind = conv.to_steps(recipe.rewind, "pruning.rewind" if prefix == "train"
+                           else f"{prefix}.rewind")
+    eval_every = conv.to_steps(recipe.eval_every, "train.eval_every")
+    ckpt = conv.to_steps(recipe.checkpoint_every, "train.checkpoint_every")
+    decay_at = [conv.to_steps(p.strip(), f"{prefix}.decay_at")
+                for p in recipe.decay_at.split(",") if p.strip()]
+    warmup = conv.to_steps(recipe.warmup, f"{prefix}.warmup")
+    validate_steps(total, rewind, eval_every, ckpt, decay_at, warmup, prefix)
+    return (Schedule(total, rewind, eval_every, ckpt, steps_per_epoch, conv.describe(rewind)),
+            decay_at, warmup)
+
+
+class Setup:
+    """Everything needed to train a masked network on one task and data."""
+
+    def __init__(self, name: str, splits: Splits, task: Task, recipe: Recipe,
+                 model_name: str, dropout: float, input_spec: InputSpec,
+                 steps_per_call: int, eval_batch_size: int, prefix: str = "train"):
+        self.name = name
+        self.splits = splits
+        self.task = task
+        self.recipe = recipe
+        self.input_spec = input_spec
+        self.schedule, decay_at, warmup = convert_recipe(recipe, len(splits.train), prefix)
+        self.mesh = make_mesh(recipe.batch_size)
+        self.eval_batch = -(-eval_batch_size // self.mesh.size) * self.mesh.size
+        self.num_outputs = task.outputs(splits.num_classes)
+        self.model = create_model(model_name, self.num_outputs, dropout)
+        lr = build_schedule(recipe.schedule, recipe.learning_rate, self.schedule.total,
+                            warmup, decay_at, recipe.decay_factor)
+        self.tx = build_optimizer(recipe.optimizer, lr, recipe.weight_decay, recipe.momentum,
+                                  nesterov=recipe.nesterov)
+        self.steps = make_steps(self.model, self.tx, input_spec, self.mesh, steps_per_call,
+                                task=task, learning_rate=lr)
+        self.train = put_split(splits.train.images, splits.train.labels, self.mesh)
+        self.validation = put_split(splits.validation.images, splits.validation.labels,
+                                    self.mesh)
+        self.test = put_split(splits.test.images, splits.test.labels, self.mesh)
+
+    @property
+    def image_shape(self) -> tuple[int, ...]:
+        return tuple(self.splits.train.images.shape[1:])
+
+    def start_step(self, level: int) -> int:
+        return 0 if level == 0 else self.schedule.start_after_rewind(
+            self.recipe.restart_schedule)
+
+
+def describe_rewind(setup: Optional[Setup]) -> dict:
+    return {} if setup is None else {"step": setup.schedule.rewind,
+                                     **setup.schedule.rewind_units}

@@ -1,0 +1,177 @@
+"""Ticket sources: where each ticket's mask and rewind weights are generated (P0, P1).
+
+A source is a task on a selection of some dataset with a recipe. When all three equal
+the evaluation's, the generation run *is* the evaluation run (P2's IMP on labels) and
+nothing is trained twice; otherwise every evaluated level trains the ticket again on
+the evaluation task, with a fresh output head where the output size differs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import pathlib
+from typing import Any
+
+import jax
+import ml_collections
+import numpy as np
+
+from jaxtickets.config_schema import parse_branches, parse_levels
+from jaxtickets.data import selections
+from jaxtickets.data.datasets import IMAGE_SHAPES, NORMALIZATION, Splits, load_splits
+from jaxtickets.experiment.setup import Setup, evaluation_recipe, source_recipe
+from jaxtickets.sparsity.masks import PrunablePolicy, kernel_kind
+from jaxtickets.tasks import create_task
+from jaxtickets.training.steps import InputSpec
+
+PyTree = Any
+IMPLICIT = "labels"  # the name of the single source of a config without `generation`
+# Streams for the selections' seeds, so each draws independently of the others.
+CLASS_STREAM, HALF_STREAM, SAMPLE_STREAM, SHUFFLE_STREAM, LABELLED_STREAM = range(5)
+
+
+@dataclasses.dataclass
+class Source:
+    name: str
+    description: str          # the generation task and data, e.g. 'rotnet:mnist'
+    setup: Setup              # where the generation runs train
+    is_evaluation: bool       # generation run == evaluation run
+    root: pathlib.Path        # its artifacts: root/replicate_R/...
+    evaluate_levels: set[int]
+    branches: list[str]
+    selection: dict
+
+
+def _seed(split_seed: int, stream: int) -> int:
+    return int(np.random.SeedSequence([split_seed, stream]).generate_state(1)[0])
+
+
+def input_spec(config: ml_collections.ConfigDict, dataset: str, augment: bool) -> InputSpec:
+    mean, std = selections.adapted_normalization(NORMALIZATION[dataset],
+                                                 IMAGE_SHAPES[config.data.dataset][2])
+    d = config.data
+    return InputSpec(mean, std, d.pad_crop if augment else 0, d.flip and augment)
+
+
+def evaluation_setup(config: ml_collections.ConfigDict, splits: Splits) -> Setup:
+    return Setup("evaluation", splits, create_task(config.evaluation.task), 
+                 evaluation_recipe(config), config.model.name, config.model.dropout,
+                 input_spec(config, config.data.dataset, True),
+                 config.runtime.steps_per_call, config.train.eval_batch_size)
+
+
+def source_splits(config: ml_collections.ConfigDict, name: str, evaluation: Splits
+                  ) -> tuple[Splits, dict]:
+    """The generation data of source `name` and a summary of what was selected."""
+    s, d = config.generation[name], config.data
+    dataset = s.dataset or d.dataset
+    if dataset == d.dataset:
+        splits = evaluation
+    else:
+        splits = load_splits(dataset, d.source, d.data_dir, d.validation_size, 0, 0,
+                             d.split_seed)
+        splits = selections.adapt_splits(splits, IMAGE_SHAPES[d.dataset])
+    splits = selections.class_subset(splits, s.class_fraction, _seed(d.split_seed, CLASS_STREAM))
+    train = selections.half(splits.train, s.half, _seed(d.split_seed, HALF_STREAM))
+    train = selections.sample_fraction(train, s.sample_fraction,
+                                       _seed(d.split_seed, SAMPLE_STREAM))
+    if s.task == "shuffled_labels":
+        train = selections.shuffled_labels(train, _seed(d.split_seed, SHUFFLE_STREAM))
+    if s.task == "semisup":
+        train = selections.mark_unlabelled(train, s.labelled_fraction,
+                                           _seed(d.split_seed, LABELLED_STREAM))
+    if train is not splits.train:
+        splits = Splits(splits.name, train, splits.validation, splits.test,
+                        splits.num_classes)
+    summary = {"dataset": dataset, "train_images": len(splits.train),
+               "classes": splits.num_classes,
+               "labelled_images": int(np.sum(splits.train.labels >= 0))}
+    return splits, summary
+
+
+def describe(config: ml_collections.ConfigDict, name: str, summary: dict) -> str:
+    """'task:dataset' plus every way the source differs from the evaluation."""
+    s = config.generation[name]
+    parts = []
+    if s.half:
+        parts.append(f"half-{s.half}")
+    if s.sample_fraction < 1:
+        parts.append(f"{100 * s.sample_fraction:g}%samples")
+    if s.class_fraction < 1:
+        parts.append(f"{summary['classes']}classes")
+    if s.task == "semisup":
+        parts.append(f"{100 * s.labelled_fraction:g}%labelled")
+    if s.optimizer and s.optimizer != config.train.optimizer:
+        parts.append(s.optimizer)
+    return f"{s.task}:{summary['dataset']}" + "".join(f"/{p}" for p in parts)
+
+
+def build_sources(config: ml_collections.ConfigDict, workdir: pathlib.Path,
+                  evaluation: Setup) -> list[Source]:
+    p = config.pruning
+    default_levels = set(parse_levels(p.evaluate_levels, p.levels))
+    default_branches = parse_branches(config.branches)
+    if not config.generation.keys():
+        return [Source(IMPLICIT, f"{config.evaluation.task}:{config.data.dataset}", evaluation,
+                       True, workdir, default_levels, default_branches, {})]
+    sources = []
+    for name in config.generation.keys():
+        s = config.generation[name]
+        splits, summary = source_splits(config, name, evaluation.splits)
+        task = create_task(s.task, s.rotations)
+        recipe = source_recipe(config, name)
+        spec = input_spec(config, summary["dataset"], s.augment)
+        same = (splits is evaluation.splits and task == evaluation.task
+                and recipe == evaluation.recipe and spec == evaluation.input_spec)
+        setup = evaluation if same else Setup(
+            name, splits, task, recipe, config.model.name, config.model.dropout, spec,
+            config.runtime.steps_per_call, config.train.eval_batch_size,
+            prefix=f"generation.{name}")
+        levels = (set(parse_levels(s.evaluate_levels, p.levels)) if s.evaluate_levels
+                  else default_levels)
+        branches = parse_branches(s.branches) if s.branches else default_branches
+        sources.append(Source(name, describe(config, name, summary), setup, same,
+                              workdir / f"source_{name}", levels, branches, summary))
+    return sources
+
+
+def _is_output(path: tuple, leaf: Any) -> bool:
+    from jaxtickets.sparsity.masks import path_name
+    from jaxtickets.models.layers import OUTPUT_LAYER
+
+    return OUTPUT_LAYER in path_name(path).split("/")
+
+
+def transfer_weights(generated: PyTree, evaluation_init: PyTree) -> tuple[PyTree, bool]:
+    """The generated weights on the evaluation model: the output layer comes from the
+    evaluation's own initialization when its shape differs (P1 Sec. 3.3; P0 App. G).
+    Returns the weights and whether the head was replaced."""
+    replaced = False
+
+    def pick(path, gen, fresh):
+        nonlocal replaced
+        if np.shape(gen) == np.shape(fresh):
+            return gen
+        if not _is_output(path, gen):
+            raise ValueError(f"the generation and evaluation models differ at "
+                             f"{jax.tree_util.keystr(path)} ({np.shape(gen)} vs "
+                             f"{np.shape(fresh)}); only the output layer may differ")
+        replaced = True
+        return fresh
+
+    out = jax.tree_util.tree_map_with_path(pick, generated, evaluation_init)
+    return out, replaced
+
+
+def transfer_mask(mask: PyTree, evaluation_params: PyTree, policy: PrunablePolicy) -> PyTree:
+    """The generated mask on the evaluation model: a replaced head is unpruned."""
+
+    def pick(path, m, leaf):
+        if m is not None and np.shape(m) == np.shape(leaf):
+            return m
+        if policy.allows(kernel_kind(path, leaf)):
+            return np.ones(np.shape(leaf), dtype=bool)
+        return None
+
+    return jax.tree_util.tree_map_with_path(pick, mask, evaluation_params,
+                                            is_leaf=lambda x: x is None)
