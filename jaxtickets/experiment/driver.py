@@ -125,7 +125,8 @@ class Experiment:
                 for replicate in range(self.config.num_replicates):
                     self._replicate(source, replicate, rows)
             out = self._write(rows)
-            print(results.format_table(out["rows"]), flush=True)
+            print(results.format_table(out["rows"]) if len(self.sources) == 1
+                  else results.sources_table(self.workdir), flush=True)
             print(f"done in {time.time() - started:.1f}s; results in "
                   f"{self.workdir / results.RESULTS_FILE}", flush=True)
             return out
@@ -219,7 +220,7 @@ class Experiment:
                 ticket, _ = transfer_weights(rewind, eval_init)
                 eval_mask = transfer_mask(mask, eval_init["params"], self.policy)
                 summary, _ = self._train(self.evaluation, ldir / "ticket", f"{label} ticket",
-                                         (ticket, self.evaluation.start_step(level)),
+                                         (ticket, self._transfer_start()),
                                          eval_mask, replicate, None)
                 row = self._row(source, self.evaluation, replicate, level, "ticket",
                                 eval_mask, eval_init["params"], summary)
@@ -240,6 +241,11 @@ class Experiment:
                                       branch_mask, eval_init["params"], summary))
                 self.stages.append(stage_cost(rows[-1]))
             self._write(rows)
+
+    def _transfer_start(self) -> int:
+        """A transferred ticket starts at the evaluation's rewind step at every level (its
+        weights are rewind weights, even at level 0)."""
+        return self.schedule.start_after_rewind(self.config.pruning.restart_schedule)
 
     def _branch_mask(self, bdir: pathlib.Path, branch: str, mask: PyTree, replicate: int,
                      level: int) -> PyTree:

@@ -86,3 +86,11 @@ def plot_accuracy(rows: list[dict], path: pathlib.Path) -> None:
     fig.savefig(tmp, dpi=120, format="png")
     plt.close(fig)
     tmp.replace(path)
+
+
+def sources_table(workdir: pathlib.Path, metric: str = "early_stop_test_accuracy") -> str:
+    """P0's layout (rows: fraction remaining; columns: source and branch; mean ± s.e.)."""
+    from jaxtickets.analysis import aggregate, tables
+
+    cells = aggregate.aggregate([aggregate.load_results(workdir)], metric)
+    return tables.markdown_table(cells, metric)
