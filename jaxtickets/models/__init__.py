@@ -22,6 +22,10 @@ _REGISTRY: dict[str, Callable[..., nn.Module]] = {
     "conv2": lambda num_classes, dropout: ConvNet((64,), num_classes, dropout=dropout),
     "conv4": lambda num_classes, dropout: ConvNet((64, 128), num_classes, dropout=dropout),
     "conv6": lambda num_classes, dropout: ConvNet((64, 128, 256), num_classes, dropout=dropout),
+    # Conv-4's layout at 1/8 of its conv widths and 1/4 of its FC widths: the CPU-scale
+    # conv net of configs/cifar10_sources.py (XLA:CPU convolutions are slow here).
+    "conv4_narrow": lambda num_classes, dropout: ConvNet((8, 16), num_classes, fc=(64, 64),
+                                                         dropout=dropout),
     "vgg11": lambda num_classes, dropout: vgg(11, num_classes, dropout),
     "vgg13": lambda num_classes, dropout: vgg(13, num_classes, dropout),
     "vgg16": lambda num_classes, dropout: vgg(16, num_classes, dropout),
