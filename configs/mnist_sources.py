@@ -69,7 +69,8 @@ def get_config(arg: str | None = None):
         config.train.checkpoint_every = "6000ex"
         config.pruning.levels = 2
         config.pruning.rewind = "600ex"
-        config.pruning.evaluate_levels = "0,2"
+        config.pruning.evaluate_levels = "2"
+        config.generation.labels.evaluate_levels = "0,2"
         config.runtime.log_every_seconds = 30.0
         return config
     raise ValueError(f"configs/mnist_sources.py: unknown argument {arg!r}; use smoke")

@@ -188,7 +188,7 @@ class Experiment:
             self.evaluation, self._key(replicate, INIT_STREAM))
         mask = masks_lib.init_mask(init["params"], self.policy)
         rewind_path = rdir / "rewind"
-        previous_final = None
+        previous_final = generation_row = None
         tag = f"{source.name} " if len(self.sources) > 1 else ""
         for level in self.levels:
             ldir = rdir / f"level_{level:02d}"
@@ -199,7 +199,7 @@ class Experiment:
             weights = init if level == 0 else checkpoints.load_tree(rewind_path, init)
             label = f"{tag}rep {replicate} level {level}/{self.levels[-1]}"
             evaluated = level in source.evaluate_levels
-            generation_row = None
+            found_by = generation_row  # the run whose final weights gave this level's mask
             if source.is_evaluation or level < self.levels[-1]:
                 capture = rewind_path if level == 0 and not checkpoints.exists(
                     rewind_path) else None
@@ -210,6 +210,7 @@ class Experiment:
                 generation_row = self._row(source, gen, replicate, level, branch, mask,
                                            init["params"], summary)
                 self.stages.append(stage_cost(generation_row))
+                found_by = found_by if level > 0 else generation_row
             if not evaluated:
                 continue
             if source.is_evaluation:
@@ -224,8 +225,7 @@ class Experiment:
                                          eval_mask, replicate, None)
                 row = self._row(source, self.evaluation, replicate, level, "ticket",
                                 eval_mask, eval_init["params"], summary)
-                if generation_row is not None:
-                    row["generation"] = {k: generation_row[k] for k in GENERATION_KEYS}
+                row["generation"] = {k: found_by[k] for k in GENERATION_KEYS}
                 rows.append(row)
                 self.stages.append(stage_cost(row))
             for branch in source.branches:
@@ -339,7 +339,9 @@ class Experiment:
 
 
 PERMUTATION_STREAM = 3
-GENERATION_KEYS = ("evaluation", "early_stop_step", "early_stop_validation_loss",
+# The generation run that found a transferred ticket (level L-1 for level L's mask, the
+# dense run for level 0) is recorded in the ticket's row under "generation".
+GENERATION_KEYS = ("level", "density", "evaluation", "early_stop_step", "early_stop_validation_loss",
                    "early_stop_test_accuracy", "test_accuracy", "test_loss",
                    "train_accuracy", "train_steps", "wall_seconds")
 STAGE_KEYS = ("replicate", "level", "branch", "source", "density", "wall_seconds",
