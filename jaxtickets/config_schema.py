@@ -145,6 +145,9 @@ def _check_sources(config: ml_collections.ConfigDict) -> None:
 def _check_keys(config: Any, reference: Any, prefix: str) -> None:
     for key in config.keys():
         if prefix == "" and key == "generation":
+            if not isinstance(config[key], ml_collections.ConfigDict):
+                raise ConfigError(f"generation: expected a group of ticket sources "
+                                  f"(add_source), got {config[key]!r}")
             continue  # free source names, each checked by _check_sources
         name = f"{prefix}{key}"
         if key not in reference:
