@@ -105,7 +105,7 @@ def get_config(arg: str | None = None):
         config.train.eval_every = config.train.checkpoint_every = "4ep"
         config.train.eval_batch_size = 100
         config.pruning.levels = 1
-        config.pruning.rewind = "400ex"
+        config.pruning.rewind = "10%"
         config.pruning.evaluate_levels = "1"
         for name in chosen:
             source = config.generation[name]

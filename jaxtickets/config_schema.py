@@ -52,6 +52,7 @@ def base_config() -> ml_collections.ConfigDict:
     c.data.split_seed = 0           # the held-out split is shared by all replicates
     c.data.pad_crop = 0             # CIFAR augmentation: pad by this many pixels, crop back
     c.data.flip = False             # CIFAR augmentation: random horizontal flip
+    c.data.half = ""                # 'a' or 'b': train on a stratified half (P1's CIFAR-10a/b)
 
     c.train = ml_collections.ConfigDict()
     c.train.batch_size = 60
@@ -255,6 +256,8 @@ def validate(config: ml_collections.ConfigDict) -> None:
     for key in ("validation_size", "train_size", "test_size", "pad_crop"):
         if config.data[key] < 0:
             raise ConfigError(f"data.{key}: must be >= 0, got {config.data[key]}")
+    if config.data.half not in ("", "a", "b"):
+        raise ConfigError(f"data.half: expected '', 'a' or 'b', got {config.data.half!r}")
     if config.data.validation_size == 0:
         raise ConfigError("data.validation_size: early stopping needs a held-out "
                           "validation set (P2 uses 5000)")

@@ -159,3 +159,59 @@ def test_cpu_scale_source_configs_validate():
             assert {"labels", "rotnet", "exemplar", "semisup", "shuffled_labels",
                     "samples10", "classes50"} == set(config.generation.keys())
             assert "random_ticket" in config.generation.labels.branches
+
+
+def test_halves_source_is_disjoint_from_the_evaluation_half(tmp_path):
+    """P1 Sec. 4.1: a CIFAR-10a ticket evaluated on CIFAR-10b (here MNIST halves)."""
+    config = _sources_config()
+    config.data.half = "b"
+    config.generation = type(config.generation)()
+    add_source(config, "b", half="b")
+    add_source(config, "a", half="a")
+    exp = Experiment(config, tmp_path / "run")
+    sources = {s.name: s for s in exp.sources}
+    assert sources["b"].is_evaluation and not sources["a"].is_evaluation
+    assert sources["a"].description == "labels:mnista"
+    a, b = sources["a"].setup.splits.train, exp.evaluation.splits.train
+    assert len(a) + len(b) == 3000  # the smoke config's 3,000 training images
+    key = lambda split: {img.tobytes() for img in split.images}  # noqa: E731
+    assert not key(a) & key(b)
+    np.testing.assert_array_equal(np.bincount(a.labels) - np.bincount(b.labels) >= 0, True)
+
+
+def test_p1_and_p0_paper_scale_configs_validate_and_convert():
+    from jaxtickets.experiment.setup import convert_recipe, source_recipe
+
+    for name, args in (("p1_transfer", ("halves", "sgd_to_adam", "adam_to_sgd,smoke")),
+                       ("cifar10_p0", ("resnet18", "vgg19,exemplar", "vgg19,smoke"))):
+        for arg in args:
+            config = load_config(name, arg)
+            validate(config)
+            for source in config.generation.keys():
+                s = config.generation[source]
+                images = 45_000 if not config.data.train_size else config.data.train_size
+                images = int(images * s.sample_fraction / (2 if s.half else 1))
+                convert_recipe(source_recipe(config, source), images, f"generation.{source}")
+    sgd = load_config("p1_transfer", "sgd_to_adam")
+    assert sgd.train.optimizer == "adam" and sgd.generation.transfer.optimizer == "momentum"
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not (SHARED_DATA / "cifar10_jpeg.npz").exists(),
+                    reason="../shared/data not present")
+@pytest.mark.parametrize("name,arg", [("cifar10_p0", "resnet18,labels,rotnet,smoke"),
+                                      ("p1_transfer", "sgd_to_adam,smoke"),
+                                      ("p1_transfer", "halves,smoke")])
+def test_paper_scale_configs_run_their_smoke_version(name, arg, tmp_path):
+    """The paper-scale configs' own code path (models, sources, recipes) on 500 real
+    CIFAR-10 images; the full runs need an accelerator."""
+    from jaxtickets.data.tfds_io import decode_shared_npz, import_to_tfds
+
+    idx = {"train": np.arange(500), "test": np.arange(100)}
+    import_to_tfds("cifar10", decode_shared_npz("cifar10", SHARED_DATA / "cifar10_jpeg.npz",
+                                                indices=idx), tmp_path / "tfds")
+    config = load_config(name, arg)
+    config.data.data_dir = str(tmp_path / "tfds")
+    results = run_experiment(config, tmp_path / "run")
+    assert {r["branch"] for r in results["rows"]} == {"ticket", "random_ticket"}
+    assert all(0.0 <= r["test_accuracy"] <= 1.0 for r in results["rows"])

@@ -28,8 +28,9 @@ from jaxtickets.data.datasets import Splits, load_splits
 from jaxtickets.experiment import results, workdir as workdir_lib
 from jaxtickets.experiment.setup import (Schedule, Setup, convert_recipe, describe_rewind,
                                          evaluation_recipe)
-from jaxtickets.experiment.sources import (Source, build_sources, evaluation_setup,
-                                           transfer_mask, transfer_weights)
+from jaxtickets.experiment.sources import (Source, build_sources, evaluation_name,
+                                           evaluation_setup, transfer_mask, transfer_weights,
+                                           with_half)
 from jaxtickets.parallel import replicated
 from jaxtickets.sparsity import baselines
 from jaxtickets.sparsity import masks as masks_lib
@@ -60,11 +61,12 @@ class Experiment:
         self.id = identity(config)
         self.resuming = workdir_lib.check_identity(self.workdir, config)
         d = config.data
-        self.splits: Splits = load_splits(d.dataset, d.source, d.data_dir, d.validation_size,
-                                          d.train_size, d.test_size, d.split_seed)
+        full = load_splits(d.dataset, d.source, d.data_dir, d.validation_size, d.train_size,
+                           d.test_size, d.split_seed)
+        self.splits: Splits = with_half(full, d.half, d.split_seed)
         self.evaluation: Setup = evaluation_setup(config, self.splits)
         self.schedule = self.evaluation.schedule
-        self.sources: list[Source] = build_sources(config, self.workdir, self.evaluation)
+        self.sources: list[Source] = build_sources(config, self.workdir, self.evaluation, full)
         p = config.pruning
         self.policy = masks_lib.PrunablePolicy(**p.prune.to_dict())
         self.levels = list(range(p.levels + 1))
@@ -327,7 +329,9 @@ class Experiment:
         return {
             "replicate": replicate, "level": level, "branch": branch,
             "source": source.description, "source_name": source.name,
-            "evaluation": f"{setup.task.name}:{setup.splits.name}",
+            "evaluation": f"{setup.task.name}:" + (evaluation_name(self.config)
+                                                   if setup is self.evaluation
+                                                   else source.selection["dataset"]),
             "density": remaining / total,
             "kernel_density": masks_lib.kernel_density(mask, params),
             "remaining_weights": remaining, "prunable_weights": total,

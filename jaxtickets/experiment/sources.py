@@ -53,6 +53,15 @@ def input_spec(config: ml_collections.ConfigDict, dataset: str, augment: bool) -
     return InputSpec(mean, std, d.pad_crop if augment else 0, d.flip and augment)
 
 
+def with_half(splits: Splits, which: str, split_seed: int) -> Splits:
+    """The splits with training images restricted to stratified half `which` ('' = all);
+    'a' and 'b' use one seed, so they are complementary."""
+    if not which:
+        return splits
+    train = selections.half(splits.train, which, _seed(split_seed, HALF_STREAM))
+    return Splits(splits.name, train, splits.validation, splits.test, splits.num_classes)
+
+
 def evaluation_setup(config: ml_collections.ConfigDict, splits: Splits) -> Setup:
     return Setup("evaluation", splits, create_task(config.evaluation.task), 
                  evaluation_recipe(config), config.model.name, config.model.dropout,
@@ -60,20 +69,21 @@ def evaluation_setup(config: ml_collections.ConfigDict, splits: Splits) -> Setup
                  config.runtime.steps_per_call, config.train.eval_batch_size)
 
 
-def source_splits(config: ml_collections.ConfigDict, name: str, evaluation: Splits
-                  ) -> tuple[Splits, dict]:
-    """The generation data of source `name` and a summary of what was selected."""
+def source_splits(config: ml_collections.ConfigDict, name: str, evaluation: Splits,
+                  full: Splits) -> tuple[Splits, dict]:
+    """The generation data of source `name` and a summary of what was selected.
+    `full` is the evaluation dataset before data.half; `evaluation` after it."""
     s, d = config.generation[name], config.data
     dataset = s.dataset or d.dataset
     if dataset == d.dataset:
-        splits = evaluation
+        splits = evaluation if s.half == d.half else with_half(full, s.half, d.split_seed)
     else:
         splits = load_splits(dataset, d.source, d.data_dir, d.validation_size, 0, 0,
                              d.split_seed)
         splits = selections.adapt_splits(splits, IMAGE_SHAPES[d.dataset])
+        splits = with_half(splits, s.half, d.split_seed)
     splits = selections.class_subset(splits, s.class_fraction, _seed(d.split_seed, CLASS_STREAM))
-    train = selections.half(splits.train, s.half, _seed(d.split_seed, HALF_STREAM))
-    train = selections.sample_fraction(train, s.sample_fraction,
+    train = selections.sample_fraction(splits.train, s.sample_fraction,
                                        _seed(d.split_seed, SAMPLE_STREAM))
     if s.task == "shuffled_labels":
         train = selections.shuffled_labels(train, _seed(d.split_seed, SHUFFLE_STREAM))
@@ -89,12 +99,14 @@ def source_splits(config: ml_collections.ConfigDict, name: str, evaluation: Spli
     return splits, summary
 
 
+def evaluation_name(config: ml_collections.ConfigDict) -> str:
+    return config.data.dataset + config.data.half
+
+
 def describe(config: ml_collections.ConfigDict, name: str, summary: dict) -> str:
     """'task:dataset' plus every way the source differs from the evaluation."""
     s = config.generation[name]
     parts = []
-    if s.half:
-        parts.append(f"half-{s.half}")
     if s.sample_fraction < 1:
         parts.append(f"{100 * s.sample_fraction:g}%samples")
     if s.class_fraction < 1:
@@ -103,21 +115,22 @@ def describe(config: ml_collections.ConfigDict, name: str, summary: dict) -> str
         parts.append(f"{100 * s.labelled_fraction:g}%labelled")
     if s.optimizer and s.optimizer != config.train.optimizer:
         parts.append(s.optimizer)
-    return f"{s.task}:{summary['dataset']}" + "".join(f"/{p}" for p in parts)
+    dataset = summary["dataset"] + (f"{s.half}" if s.half else "")  # P1's 'cifar10a'
+    return f"{s.task}:{dataset}" + "".join(f"/{p}" for p in parts)
 
 
 def build_sources(config: ml_collections.ConfigDict, workdir: pathlib.Path,
-                  evaluation: Setup) -> list[Source]:
+                  evaluation: Setup, full: Splits) -> list[Source]:
     p = config.pruning
     default_levels = set(parse_levels(p.evaluate_levels, p.levels))
     default_branches = parse_branches(config.branches)
     if not config.generation.keys():
-        return [Source(IMPLICIT, f"{config.evaluation.task}:{config.data.dataset}", evaluation,
+        return [Source(IMPLICIT, f"{config.evaluation.task}:{evaluation_name(config)}", evaluation,
                        True, workdir, default_levels, default_branches, {})]
     sources = []
     for name in config.generation.keys():
         s = config.generation[name]
-        splits, summary = source_splits(config, name, evaluation.splits)
+        splits, summary = source_splits(config, name, evaluation.splits, full)
         task = create_task(s.task, s.rotations)
         recipe = source_recipe(config, name)
         spec = input_spec(config, summary["dataset"], s.augment)
