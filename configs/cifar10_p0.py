@@ -39,7 +39,8 @@ SOURCE any of labels, rotnet, exemplar, shuffled_labels, samples10, samples30 (d
 all); smoke shrinks the run to seconds of CPU (tests).
 """
 
-from jaxtickets.config_schema import add_source, base_config
+from jaxtickets.config_schema import base_config
+from jaxtickets.experiment.presets import add_sources, shrink_to_smoke
 
 MODELS = ("resnet18", "vgg19")
 SOURCES = {
@@ -93,22 +94,7 @@ def get_config(arg: str | None = None):
     config.pruning.evaluate_levels = "morcos"
     config.branches = "ticket"
     config.runtime.steps_per_call = 1
-    for name in chosen:
-        add_source(config, name, **SOURCES[name])
+    add_sources(config, SOURCES, chosen)
     if smoke:
-        config.num_replicates = 1
-        config.data.validation_size, config.data.train_size = 100, 400
-        config.data.test_size = 100
-        config.train.batch_size = 8
-        config.train.duration = "4ep"
-        config.train.decay_at = "2ep,3ep"
-        config.train.eval_every = config.train.checkpoint_every = "4ep"
-        config.train.eval_batch_size = 100
-        config.pruning.levels = 1
-        config.pruning.rewind = "10%"
-        config.pruning.evaluate_levels = "1"
-        for name in chosen:
-            source = config.generation[name]
-            source.duration = source.decay_at = ""
-        config.runtime.log_every_seconds = 60.0
+        shrink_to_smoke(config)
     return config

@@ -22,17 +22,8 @@ Arguments after the colon: (none) the protocol above; smoke: 1,000 training imag
 levels of 40 steps, for tests.
 """
 
-from jaxtickets.config_schema import add_source, base_config
-
-SOURCES = {
-    "labels": {"branches": "ticket,random_ticket", "evaluate_levels": "0,2,4"},
-    "rotnet": {"task": "rotnet"},
-    "exemplar": {"task": "exemplar"},
-    "semisup": {"task": "semisup", "labelled_fraction": 0.1},
-    "shuffled_labels": {"task": "shuffled_labels", "augment": False},
-    "samples10": {"sample_fraction": 0.1},
-    "classes50": {"class_fraction": 0.5},
-}
+from jaxtickets.config_schema import base_config
+from jaxtickets.experiment.presets import P0_CPU_SOURCES, add_sources
 
 
 def get_config(arg: str | None = None):
@@ -62,8 +53,8 @@ def get_config(arg: str | None = None):
     config.branches = "ticket"
     config.runtime.steps_per_call = 1        # XLA:CPU: convolutions inside scan are slow
     config.runtime.log_every_seconds = 120.0
-    for name, values in SOURCES.items():
-        add_source(config, name, **values)
+    add_sources(config, P0_CPU_SOURCES)
+    config.generation.labels.evaluate_levels = "0,2,4"  # the dense row for labels only
     if arg in (None, ""):
         return config
     if arg == "smoke":

@@ -21,17 +21,8 @@ Arguments after the colon: (none) the protocol above; smoke: the embedded subset
 levels of 200 steps, every source, for tests.
 """
 
-from jaxtickets.config_schema import add_source, base_config
-
-SOURCES = {
-    "labels": {"branches": "ticket,random_ticket", "evaluate_levels": "0,3,6,9,12,14"},
-    "rotnet": {"task": "rotnet"},
-    "exemplar": {"task": "exemplar"},
-    "semisup": {"task": "semisup", "labelled_fraction": 0.1},
-    "shuffled_labels": {"task": "shuffled_labels", "augment": False},
-    "samples10": {"sample_fraction": 0.1},
-    "classes50": {"class_fraction": 0.5},
-}
+from jaxtickets.config_schema import base_config
+from jaxtickets.experiment.presets import P0_CPU_SOURCES, add_sources
 
 
 def get_config(arg: str | None = None):
@@ -54,8 +45,8 @@ def get_config(arg: str | None = None):
     config.pruning.rewind = "12000ex"
     config.pruning.evaluate_levels = "3,6,9,12,14"
     config.branches = "ticket"
-    for name, values in SOURCES.items():
-        add_source(config, name, **values)
+    add_sources(config, P0_CPU_SOURCES)
+    config.generation.labels.evaluate_levels = "0,3,6,9,12,14"  # the dense row for labels only
     if arg in (None, ""):
         return config
     if arg == "smoke":

@@ -21,6 +21,7 @@ Arguments after the colon: halves | sgd_to_adam | adam_to_sgd, each optionally ,
 """
 
 from jaxtickets.config_schema import add_source, base_config
+from jaxtickets.experiment.presets import shrink_to_smoke
 
 SGD = {"optimizer": "momentum", "learning_rate": 0.1}
 ADAM = {"optimizer": "adam", "learning_rate": 3e-4}
@@ -74,16 +75,6 @@ def get_config(arg: str | None = None):
         add_source(config, "target", branches="ticket,random_ticket")
         add_source(config, "transfer", **source)
     if smoke:
-        config.num_replicates = 1
-        config.data.validation_size, config.data.train_size = 100, 400
-        config.data.test_size = 100
-        config.train.batch_size = 8
-        config.train.duration = "4ep"
-        config.train.decay_at = "2ep,3ep"
-        config.train.eval_every = config.train.checkpoint_every = "4ep"
-        config.train.eval_batch_size = 100
+        shrink_to_smoke(config)
         config.model.name = "vgg11"
-        config.pruning.levels = 1
-        config.pruning.evaluate_levels = "1"
-        config.runtime.log_every_seconds = 60.0
     return config
