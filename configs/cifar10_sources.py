@@ -7,13 +7,13 @@ Command (prepare the TFDS data once, see README):
   python -m jaxtickets.main --config=configs/cifar10_sources.py --workdir=runs/cifar10_sources
   python -m jaxtickets.report --workdir runs/cifar10_sources --out runs/cifar10_sources/report
 Hardware: this 2-core CPU, where XLA's convolutions make every step ~50-100 ms.
-Time: see the README's CIFAR-10 ticket-source table (wall time of the 2-replicate run).
+Time: 4,295 s for the 2-replicate run (sharing the CPU with another job).
 Expected: nothing from the papers at this scale (P0 Tables 2-3 are ResNet-18/VGG-19 for
   160 epochs: rotnet close to labels, both far above random below 10% remaining).
 
 Protocol, shortened for the CPU: P0's CIFAR recipe (Adam 1e-3, L2 1e-4, 2-pixel pad-crop
 and flips, global pruning, output layer unpruned, late rewinding) with every run
-30,000 examples (2/3 of an epoch of the 45,000 training images), rewind at 3,000
+30,000 examples (5/8 of an epoch of the 48,000 training images), rewind at 3,000
 examples, and 48.8% pruned per level (= three of P0's 20% levels, 0.8^3), so levels
 2 and 4 are P0's rows 0.262 and 0.069. Evaluated once at the end of each run, on a
 fixed 5,000-image subset of the test set; 2,000 validation images.

@@ -6,8 +6,8 @@ random ticket (P0 Tables 2-3 layout).
 Command (prepare the TFDS data once, see README):
   python -m jaxtickets.main --config=configs/mnist_sources.py --workdir=runs/mnist_sources
   python -m jaxtickets.report --workdir runs/mnist_sources --out runs/mnist_sources/report
-Hardware: this 2-core CPU. Time: see the README's ticket-source table (wall time of
-  the 3-replicate run); `:smoke` runs in about a minute on the embedded subset.
+Hardware: this 2-core CPU. Time: 5,168 s for the 3 replicates (sharing the CPU with
+  another job); `:smoke` runs in about a minute on the embedded subset.
 Expected (issue 3): at <= 5% of weights remaining, labels and rotnet tickets beat the
   random ticket by more than 2 s.e.; shuffled-label tickets do not.
 

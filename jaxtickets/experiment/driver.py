@@ -210,7 +210,7 @@ class Experiment:
                     gen, ldir / branch, f"{label} {branch}", (weights, gen.start_step(level)),
                     mask, replicate, capture)
                 generation_row = self._row(source, gen, replicate, level, branch, mask,
-                                           init["params"], summary)
+                                           init, summary)
                 self.stages.append(stage_cost(generation_row))
                 found_by = found_by if level > 0 else generation_row
             if not evaluated:
@@ -226,7 +226,7 @@ class Experiment:
                                          (ticket, self._transfer_start()),
                                          eval_mask, replicate, None)
                 row = self._row(source, self.evaluation, replicate, level, "ticket",
-                                eval_mask, eval_init["params"], summary)
+                                eval_mask, eval_init, summary)
                 row["generation"] = {k: found_by[k] for k in GENERATION_KEYS}
                 rows.append(row)
                 self.stages.append(stage_cost(row))
@@ -240,7 +240,7 @@ class Experiment:
                                          (fresh, self.evaluation.start_step(level)),
                                          branch_mask, replicate, None)
                 rows.append(self._row(source, self.evaluation, replicate, level, branch,
-                                      branch_mask, eval_init["params"], summary))
+                                      branch_mask, eval_init, summary))
                 self.stages.append(stage_cost(rows[-1]))
             self._write(rows)
 
@@ -322,10 +322,13 @@ class Experiment:
         return summary, final
 
     def _row(self, source: Source, setup: Setup, replicate: int, level: int, branch: str,
-             mask: PyTree, params: PyTree, summary: dict) -> dict:
+             mask: PyTree, variables: PyTree, summary: dict) -> dict:
         remaining, total = masks_lib.remaining_and_total(mask)
         examples = summary["train_steps"] * setup.recipe.batch_size
-        flops = forward_flops(setup.model, params, mask, setup.image_shape)
+        params = variables["params"]
+        stats = variables.get("batch_stats") or {}
+        flops = forward_flops(setup.model, params, mask, setup.image_shape,
+                              extra_variables={"batch_stats": stats} if stats else None)
         return {
             "replicate": replicate, "level": level, "branch": branch,
             "source": source.description, "source_name": source.name,
