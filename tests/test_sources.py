@@ -213,5 +213,5 @@ def test_paper_scale_configs_run_their_smoke_version(name, arg, tmp_path):
     config = load_config(name, arg)
     config.data.data_dir = str(tmp_path / "tfds")
     results = run_experiment(config, tmp_path / "run")
-    assert {r["branch"] for r in results["rows"]} == {"ticket", "random_ticket"}
+    assert {"ticket", "random_ticket"} <= {r["branch"] for r in results["rows"]}
     assert all(0.0 <= r["test_accuracy"] <= 1.0 for r in results["rows"])
