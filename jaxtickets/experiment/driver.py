@@ -11,7 +11,6 @@ Each stage's outputs are written once; a rerun skips every stage whose outputs e
 
 from __future__ import annotations
 
-import dataclasses
 import pathlib
 import time
 from typing import Any

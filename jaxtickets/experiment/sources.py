@@ -63,7 +63,7 @@ def with_half(splits: Splits, which: str, split_seed: int) -> Splits:
 
 
 def evaluation_setup(config: ml_collections.ConfigDict, splits: Splits) -> Setup:
-    return Setup("evaluation", splits, create_task(config.evaluation.task), 
+    return Setup("evaluation", splits, create_task(config.evaluation.task),
                  evaluation_recipe(config), config.model.name, config.model.dropout,
                  input_spec(config, config.data.dataset, True),
                  config.runtime.steps_per_call, config.train.eval_batch_size)
