@@ -203,11 +203,11 @@ def test_p1_and_p0_paper_scale_configs_validate_and_convert():
                                       ("p1_transfer", "sgd_to_adam,smoke"),
                                       ("p1_transfer", "halves,smoke")])
 def test_paper_scale_configs_run_their_smoke_version(name, arg, tmp_path):
-    """The paper-scale configs' own code path (models, sources, recipes) on 500 real
+    """The paper-scale configs' own code path (models, sources, recipes) on 300 real
     CIFAR-10 images; the full runs need an accelerator."""
     from jaxtickets.data.tfds_io import decode_shared_npz, import_to_tfds
 
-    idx = {"train": np.arange(500), "test": np.arange(100)}
+    idx = {"train": np.arange(300), "test": np.arange(100)}
     import_to_tfds("cifar10", decode_shared_npz("cifar10", SHARED_DATA / "cifar10_jpeg.npz",
                                                 indices=idx), tmp_path / "tfds")
     config = load_config(name, arg)

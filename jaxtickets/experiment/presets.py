@@ -25,15 +25,16 @@ def add_sources(config: ml_collections.ConfigDict, table: dict, names=None) -> N
 
 
 def shrink_to_smoke(config: ml_collections.ConfigDict) -> None:
-    """A paper-scale CIFAR config cut to seconds of CPU: 400 images, batch 8, 4 epochs,
-    one level; sources keep their tasks and selections but use the shared budget."""
+    """A paper-scale CIFAR config cut to a few minutes of CPU: 200 images, batch 8, one
+    epoch (25 steps), one level; sources keep their tasks and selections but use the
+    shared budget."""
     config.num_replicates = 1
-    config.data.validation_size, config.data.train_size = 100, 400
+    config.data.validation_size, config.data.train_size = 100, 200
     config.data.test_size = 100
     config.train.batch_size = 8
-    config.train.duration = "4ep"
-    config.train.decay_at = "2ep,3ep"
-    config.train.eval_every = config.train.checkpoint_every = "4ep"
+    config.train.duration = "1ep"
+    config.train.schedule, config.train.decay_at = "constant", ""  # 2-step subsets
+    config.train.eval_every = config.train.checkpoint_every = "1ep"
     config.train.eval_batch_size = 100
     config.pruning.levels = 1
     config.pruning.rewind = "10%"
