@@ -19,6 +19,7 @@ import ml_collections
 from jaxtickets import durations
 from jaxtickets.errors import ConfigError
 from jaxtickets.data.datasets import IMAGE_SHAPES
+from jaxtickets.data.selections import HALVES
 from jaxtickets.models import abstract_variables, create_model, model_names
 from jaxtickets.sparsity.masks import kernel_kind
 from jaxtickets.tasks import ROTATIONS, TASKS
@@ -256,8 +257,8 @@ def validate(config: ml_collections.ConfigDict) -> None:
     for key in ("validation_size", "train_size", "test_size", "pad_crop"):
         if config.data[key] < 0:
             raise ConfigError(f"data.{key}: must be >= 0, got {config.data[key]}")
-    if config.data.half not in ("", "a", "b"):
-        raise ConfigError(f"data.half: expected '', 'a' or 'b', got {config.data.half!r}")
+    if config.data.half not in HALVES:
+        raise ConfigError(f"data.half: expected one of {HALVES}, got {config.data.half!r}")
     if config.data.validation_size == 0:
         raise ConfigError("data.validation_size: early stopping needs a held-out "
                           "validation set (P2 uses 5000)")
@@ -344,8 +345,8 @@ def _validate_source(config: ml_collections.ConfigDict, name: str) -> None:
     for field in ("sample_fraction", "class_fraction", "labelled_fraction"):
         if not 0.0 < s[field] <= 1.0:
             raise ConfigError(f"{key}.{field}: must lie in (0, 1], got {s[field]}")
-    if s.half not in ("", "a", "b"):
-        raise ConfigError(f"{key}.half: expected '', 'a' or 'b', got {s.half!r}")
+    if s.half not in HALVES:
+        raise ConfigError(f"{key}.half: expected one of {HALVES}, got {s.half!r}")
     if s.rotations not in ROTATIONS:
         raise ConfigError(f"{key}.rotations: expected one of {ROTATIONS}, got {s.rotations!r}")
     if s.optimizer and s.optimizer not in OPTIMIZERS:

@@ -211,42 +211,41 @@ class Experiment:
                 generation_row = self._row(source, gen, replicate, level, branch, mask,
                                            init, summary)
                 self.stages.append(stage_cost(generation_row))
-                found_by = found_by if level > 0 else generation_row
+                if level == 0:  # the dense run found itself (and the rewind weights)
+                    found_by = generation_row
             if not evaluated:
                 continue
             if source.is_evaluation:
                 rows.append(generation_row)
                 eval_mask = mask
             else:
-                rewind = checkpoints.load_tree(rewind_path, init)
+                # Rewind weights at every level, level 0 included, so training starts at
+                # the evaluation's rewind step.
+                rewind = weights if level > 0 else checkpoints.load_tree(rewind_path, init)
                 ticket, _ = transfer_weights(rewind, eval_init)
                 eval_mask = transfer_mask(mask, eval_init["params"], self.policy)
                 summary, _ = self._train(self.evaluation, ldir / "ticket", f"{label} ticket",
-                                         (ticket, self._transfer_start()),
+                                         (ticket, self.evaluation.rewind_start),
                                          eval_mask, replicate, None)
                 row = self._row(source, self.evaluation, replicate, level, "ticket",
                                 eval_mask, eval_init, summary)
                 row["generation"] = {k: found_by[k] for k in GENERATION_KEYS}
                 rows.append(row)
                 self.stages.append(stage_cost(row))
-            for branch in source.branches:
-                if branch == "ticket" or level == 0:
-                    continue
-                fresh = self._init(self.evaluation, self._key(replicate, REINIT_STREAM, level))
+            controls = [b for b in source.branches if b != "ticket" and level > 0]
+            # One fresh initialization per level, shared by its controls (paired comparison).
+            fresh = self._init(self.evaluation, self._key(replicate, REINIT_STREAM, level)
+                               ) if controls else None
+            for branch in controls:
                 branch_mask = self._branch_mask(ldir / branch, branch, eval_mask, replicate,
                                                 level)
                 summary, _ = self._train(self.evaluation, ldir / branch, f"{label} {branch}",
-                                         (fresh, self.evaluation.start_step(level)),
+                                         (fresh, self.evaluation.rewind_start),
                                          branch_mask, replicate, None)
                 rows.append(self._row(source, self.evaluation, replicate, level, branch,
                                       branch_mask, eval_init, summary))
                 self.stages.append(stage_cost(rows[-1]))
             self._write(rows)
-
-    def _transfer_start(self) -> int:
-        """A transferred ticket starts at the evaluation's rewind step at every level (its
-        weights are rewind weights, even at level 0)."""
-        return self.schedule.start_after_rewind(self.config.pruning.restart_schedule)
 
     def _branch_mask(self, bdir: pathlib.Path, branch: str, mask: PyTree, replicate: int,
                      level: int) -> PyTree:

@@ -9,7 +9,6 @@ converts its own durations with its own data size, batch and budget (P0 App. B),
 from __future__ import annotations
 
 import dataclasses
-from typing import Optional
 
 import ml_collections
 
@@ -111,10 +110,9 @@ def convert_recipe(recipe: Recipe, train_size: int, prefix: str = "train"
 class Setup:
     """Everything needed to train a masked network on one task and data."""
 
-    def __init__(self, name: str, splits: Splits, task: Task, recipe: Recipe,
+    def __init__(self, splits: Splits, task: Task, recipe: Recipe,
                  model_name: str, dropout: float, input_spec: InputSpec,
                  steps_per_call: int, eval_batch_size: int, prefix: str = "train"):
-        self.name = name
         self.splits = splits
         self.task = task
         self.recipe = recipe
@@ -139,11 +137,14 @@ class Setup:
     def image_shape(self) -> tuple[int, ...]:
         return tuple(self.splits.train.images.shape[1:])
 
+    @property
+    def rewind_start(self) -> int:
+        """Where training from rewind weights starts in this setup's schedule."""
+        return self.schedule.start_after_rewind(self.recipe.restart_schedule)
+
     def start_step(self, level: int) -> int:
-        return 0 if level == 0 else self.schedule.start_after_rewind(
-            self.recipe.restart_schedule)
+        return 0 if level == 0 else self.rewind_start
 
 
-def describe_rewind(setup: Optional[Setup]) -> dict:
-    return {} if setup is None else {"step": setup.schedule.rewind,
-                                     **setup.schedule.rewind_units}
+def describe_rewind(setup: Setup) -> dict:
+    return {"step": setup.schedule.rewind, **setup.schedule.rewind_units}

@@ -20,7 +20,8 @@ from jaxtickets.config_schema import parse_branches, parse_levels
 from jaxtickets.data import selections
 from jaxtickets.data.datasets import IMAGE_SHAPES, NORMALIZATION, Splits, load_splits
 from jaxtickets.experiment.setup import Setup, evaluation_recipe, source_recipe
-from jaxtickets.sparsity.masks import PrunablePolicy, kernel_kind
+from jaxtickets.models.layers import OUTPUT_LAYER
+from jaxtickets.sparsity.masks import PrunablePolicy, kernel_kind, path_name
 from jaxtickets.tasks import create_task
 from jaxtickets.training.steps import InputSpec
 
@@ -58,12 +59,12 @@ def with_half(splits: Splits, which: str, split_seed: int) -> Splits:
     'a' and 'b' use one seed, so they are complementary."""
     if not which:
         return splits
-    train = selections.half(splits.train, which, _seed(split_seed, HALF_STREAM))
-    return Splits(splits.name, train, splits.validation, splits.test, splits.num_classes)
+    return dataclasses.replace(splits, train=selections.half(
+        splits.train, which, _seed(split_seed, HALF_STREAM)))
 
 
 def evaluation_setup(config: ml_collections.ConfigDict, splits: Splits) -> Setup:
-    return Setup("evaluation", splits, create_task(config.evaluation.task),
+    return Setup(splits, create_task(config.evaluation.task),
                  evaluation_recipe(config), config.model.name, config.model.dropout,
                  input_spec(config, config.data.dataset, True),
                  config.runtime.steps_per_call, config.train.eval_batch_size)
@@ -91,8 +92,7 @@ def source_splits(config: ml_collections.ConfigDict, name: str, evaluation: Spli
         train = selections.mark_unlabelled(train, s.labelled_fraction,
                                            _seed(d.split_seed, LABELLED_STREAM))
     if train is not splits.train:
-        splits = Splits(splits.name, train, splits.validation, splits.test,
-                        splits.num_classes)
+        splits = dataclasses.replace(splits, train=train)
     summary = {"dataset": dataset, "train_images": len(splits.train),
                "classes": splits.num_classes,
                "labelled_images": int(np.sum(splits.train.labels >= 0))}
@@ -125,8 +125,9 @@ def build_sources(config: ml_collections.ConfigDict, workdir: pathlib.Path,
     default_levels = set(parse_levels(p.evaluate_levels, p.levels))
     default_branches = parse_branches(config.branches)
     if not config.generation.keys():
-        return [Source(IMPLICIT, f"{config.evaluation.task}:{evaluation_name(config)}", evaluation,
-                       True, workdir, default_levels, default_branches, {})]
+        description = f"{config.evaluation.task}:{evaluation_name(config)}"
+        return [Source(IMPLICIT, description, evaluation, True, workdir, default_levels,
+                       default_branches, {})]
     sources = []
     for name in config.generation.keys():
         s = config.generation[name]
@@ -137,7 +138,7 @@ def build_sources(config: ml_collections.ConfigDict, workdir: pathlib.Path,
         same = (splits is evaluation.splits and task == evaluation.task
                 and recipe == evaluation.recipe and spec == evaluation.input_spec)
         setup = evaluation if same else Setup(
-            name, splits, task, recipe, config.model.name, config.model.dropout, spec,
+            splits, task, recipe, config.model.name, config.model.dropout, spec,
             config.runtime.steps_per_call, config.train.eval_batch_size,
             prefix=f"generation.{name}")
         levels = (set(parse_levels(s.evaluate_levels, p.levels)) if s.evaluate_levels
@@ -148,10 +149,7 @@ def build_sources(config: ml_collections.ConfigDict, workdir: pathlib.Path,
     return sources
 
 
-def _is_output(path: tuple, leaf: Any) -> bool:
-    from jaxtickets.sparsity.masks import path_name
-    from jaxtickets.models.layers import OUTPUT_LAYER
-
+def _is_output(path: tuple) -> bool:
     return OUTPUT_LAYER in path_name(path).split("/")
 
 
@@ -165,7 +163,7 @@ def transfer_weights(generated: PyTree, evaluation_init: PyTree) -> tuple[PyTree
         nonlocal replaced
         if np.shape(gen) == np.shape(fresh):
             return gen
-        if not _is_output(path, gen):
+        if not _is_output(path):
             raise ValueError(f"the generation and evaluation models differ at "
                              f"{jax.tree_util.keystr(path)} ({np.shape(gen)} vs "
                              f"{np.shape(fresh)}); only the output layer may differ")

@@ -13,7 +13,7 @@ import dataclasses
 import jax
 import jax.numpy as jnp
 
-from jaxtickets.tasks.base import Task, augment, cross_entropy, normalize
+from jaxtickets.tasks.base import LabelsTask, augment, cross_entropy, normalize
 
 NUM_ROTATIONS = 4
 
@@ -55,7 +55,9 @@ def per_image_rotation_metrics(logits, labels, n):
 
 
 @dataclasses.dataclass(frozen=True)
-class RotNetTask(Task):
+class RotNetTask(LabelsTask):
+    """Labels' cross-entropy on rotation labels; only inputs, head and evaluation differ."""
+
     name: str = "rotnet"
     all_rotations: bool = False
 
@@ -64,10 +66,6 @@ class RotNetTask(Task):
 
     def train_inputs(self, raw, labels, rng, spec):
         return rotation_batch(raw, rng, spec, self.all_rotations)
-
-    def train_loss(self, logits, targets):
-        correct = jnp.sum(jnp.argmax(logits, -1) == targets)
-        return cross_entropy(logits, targets).mean(), correct, jnp.asarray(targets.shape[0])
 
     def eval_inputs(self, raw, labels, spec):
         rotated, rot_labels = all_rotations(raw)
