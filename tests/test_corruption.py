@@ -430,10 +430,10 @@ def test_interrupted_rerun_never_shrinks_results_json(smoke_run, tmp_path, monke
 
     real = driver.Experiment._level_mask
 
-    def stop_at_level_2(self, ldir, *args):
+    def stop_at_level_2(self, source, ldir, *args):
         if ldir.name == "level_02":
             raise KeyboardInterrupt
-        return real(self, ldir, *args)
+        return real(self, source, ldir, *args)
 
     monkeypatch.setattr(driver.Experiment, "_level_mask", stop_at_level_2)
     with pytest.raises(KeyboardInterrupt):

@@ -21,21 +21,23 @@ import ml_collections
 import numpy as np
 
 from jaxtickets import checkpoints
-from jaxtickets.config_schema import identity, validate
+from jaxtickets.config_schema import identity, parse_logit_inits, validate
+from jaxtickets.errors import ConfigError
 from jaxtickets.analysis.flops import forward_flops, training_flops
 from jaxtickets.data.datasets import Splits, load_splits
-from jaxtickets.experiment import results, workdir as workdir_lib
+from jaxtickets.experiment import controls, results, workdir as workdir_lib
 from jaxtickets.experiment.setup import (Schedule, Setup, convert_recipe, describe_rewind,
                                          evaluation_recipe)
 from jaxtickets.experiment.sources import (Source, build_sources, evaluation_name,
                                            evaluation_setup, transfer_mask, transfer_weights,
                                            with_half)
 from jaxtickets.parallel import replicated
-from jaxtickets.sparsity import baselines
+from jaxtickets.sparsity import actions
 from jaxtickets.sparsity import masks as masks_lib
-from jaxtickets.sparsity.pruning import prune_global, prune_layerwise
+from jaxtickets.sparsity.pruning import one_shot_rate, prune_global, prune_layerwise
 from jaxtickets.training.batches import BatchOrder
-from jaxtickets.training.loop import Progress, RunPlan, host_copy, train_run
+from jaxtickets.training.loop import (Progress, RunPlan, evaluate_untrained, host_copy,
+                                     train_run)
 from jaxtickets.training.state import fresh_state
 
 PyTree = Any
@@ -69,6 +71,7 @@ class Experiment:
         p = config.pruning
         self.policy = masks_lib.PrunablePolicy(**p.prune.to_dict())
         self.levels = list(range(p.levels + 1))
+        self.extra_setups: list[Setup] = []  # small-dense models, compiled as needed
 
     @property
     def steps(self):
@@ -97,16 +100,23 @@ class Experiment:
     # ---- stages -----------------------------------------------------------------------
     def _planned_steps(self) -> int:
         restart = self.config.pruning.restart_schedule
+        supermask = self.config.supermask
         total = 0
         for src in self.sources:
-            gen = src.setup.schedule
-            gen_runs = len(self.levels) - (0 if src.is_evaluation else 1)
-            total += gen.total + max(gen_runs - 1, 0) * (gen.total - gen.start_after_rewind(
-                restart))
+            gen = src.setup
+            runs = len(self.levels) if src.is_evaluation else (
+                min(len(self.levels) - 1, 1 if src.trajectory.schedule == "one_shot"
+                    else len(self.levels)))
+            total += gen.schedule.total + max(runs - 1, 0) * (
+                gen.schedule.total - gen.schedule.start_after_rewind(restart))
             per_eval = self.schedule.total - self.schedule.start_after_rewind(restart)
             for lv in src.evaluate_levels:
-                total += per_eval * ((0 if src.is_evaluation else 1)
-                                     + (len(src.branches) - 1) * (lv > 0))
+                trained = [b for b in src.branches if b != "ticket" and controls.runs_at(b, lv)
+                           and controls.is_trained(b)]
+                learned = "learned_supermask" in trained
+                total += per_eval * ((0 if src.is_evaluation else 1) + len(trained) - learned)
+                if learned:
+                    total += supermask.steps * len(parse_logit_inits(supermask.logit_inits))
         return self.config.num_replicates * total
 
     def run(self) -> dict:
@@ -140,6 +150,7 @@ class Experiment:
         traces: dict[str, int] = {}
         setups = {id(s.setup): s.setup for s in self.sources}
         setups[id(self.evaluation)] = self.evaluation
+        setups.update({id(s): s for s in self.extra_setups})
         for setup in setups.values():
             for kind, count in setup.steps.traces.items():
                 traces[kind] = traces.get(kind, 0) + count
@@ -177,7 +188,7 @@ class Experiment:
         return list(merged.values())
 
     def _replicate(self, source: Source, replicate: int, rows: list[dict]) -> None:
-        gen = source.setup
+        gen, trajectory = source.setup, source.trajectory
         rdir = source.root / f"replicate_{replicate}"
         theta0_path = rdir / "theta_0"
         init = self._init(gen, self._key(replicate, INIT_STREAM))
@@ -187,42 +198,49 @@ class Experiment:
             checkpoints.save_tree(theta0_path, init)
         eval_init = init if source.is_evaluation else self._init(
             self.evaluation, self._key(replicate, INIT_STREAM))
-        mask = masks_lib.init_mask(init["params"], self.policy)
+        full_mask = self._full_mask(init["params"], gen)
+        mask, values = full_mask, None
         rewind_path = rdir / "rewind"
-        previous_final = generation_row = None
+        previous_final = dense_final = generation_row = None
         tag = f"{source.name} " if len(self.sources) > 1 else ""
+        last = self.levels[-1]
         for level in self.levels:
             ldir = rdir / f"level_{level:02d}"
-            if level > 0:
-                mask = self._level_mask(ldir, previous_final, mask, replicate, level)
             if level > 0 and not checkpoints.exists(rewind_path):
                 self._recover_rewind(rewind_path, init, rdir, gen)
-            weights = init if level == 0 else checkpoints.load_tree(rewind_path, init)
-            label = f"{tag}rep {replicate} level {level}/{self.levels[-1]}"
+            rewind = init if level == 0 else checkpoints.load_tree(rewind_path, init)
+            if level > 0:
+                base = (dense_final, full_mask, None) if trajectory.schedule == "one_shot" \
+                    else (previous_final, mask, values)
+                mask, values = self._level_mask(source, ldir, base, rewind, replicate, level)
+            label = f"{tag}rep {replicate} level {level}/{last}"
             evaluated = level in source.evaluate_levels
             found_by = generation_row  # the run whose final weights gave this level's mask
-            if source.is_evaluation or level < self.levels[-1]:
+            if source.is_evaluation or (level < last and (
+                    level == 0 or trajectory.schedule == "iterative")):
                 capture = rewind_path if level == 0 and not checkpoints.exists(
                     rewind_path) else None
                 branch = "ticket" if source.is_evaluation else "generation"
+                start = self._start_weights(source, level, rewind, previous_final, mask,
+                                            init, replicate)
                 summary, previous_final = self._train(
-                    gen, ldir / branch, f"{label} {branch}", (weights, gen.start_step(level)),
-                    mask, replicate, capture)
+                    gen, ldir / branch, f"{label} {branch}", (start, gen.start_step(level)),
+                    mask, replicate, capture, values)
                 generation_row = self._row(source, gen, replicate, level, branch, mask,
-                                           init, summary)
+                                           init, summary, values)
                 self.stages.append(stage_cost(generation_row))
                 if level == 0:  # the dense run found itself (and the rewind weights)
-                    found_by = generation_row
+                    found_by, dense_final = generation_row, previous_final
             if not evaluated:
                 continue
             if source.is_evaluation:
                 rows.append(generation_row)
-                eval_mask = mask
+                eval_mask, ticket = mask, rewind
             else:
                 # Rewind weights at every level, level 0 included, so training starts at
                 # the evaluation's rewind step.
-                rewind = weights if level > 0 else checkpoints.load_tree(rewind_path, init)
-                ticket, _ = transfer_weights(rewind, eval_init)
+                generated = rewind if level > 0 else checkpoints.load_tree(rewind_path, init)
+                ticket, _ = transfer_weights(generated, eval_init)
                 eval_mask = transfer_mask(mask, eval_init["params"], self.policy)
                 summary, _ = self._train(self.evaluation, ldir / "ticket", f"{label} ticket",
                                          (ticket, self.evaluation.rewind_start),
@@ -232,34 +250,88 @@ class Experiment:
                 row["generation"] = {k: found_by[k] for k in GENERATION_KEYS}
                 rows.append(row)
                 self.stages.append(stage_cost(row))
-            controls = [b for b in source.branches if b != "ticket" and level > 0]
-            # One fresh initialization per level, shared by its controls (paired comparison).
-            fresh = self._init(self.evaluation, self._key(replicate, REINIT_STREAM, level)
-                               ) if controls else None
-            for branch in controls:
-                branch_mask = self._branch_mask(ldir / branch, branch, eval_mask, replicate,
-                                                level)
-                summary, _ = self._train(self.evaluation, ldir / branch, f"{label} {branch}",
-                                         (fresh, self.evaluation.rewind_start),
-                                         branch_mask, replicate, None)
-                rows.append(self._row(source, self.evaluation, replicate, level, branch,
-                                      branch_mask, eval_init, summary))
-                self.stages.append(stage_cost(rows[-1]))
+            ctx = controls.LevelContext(
+                ticket, eval_mask, eval_init, None,
+                dense_final if dense_final is None or source.is_evaluation
+                else transfer_weights(dense_final, eval_init)[0],
+                self.config.pruning.natural_zero_threshold)
+            self._controls(source, ctx, ldir, label, replicate, level, rows)
             self._write(rows)
 
-    def _branch_mask(self, bdir: pathlib.Path, branch: str, mask: PyTree, replicate: int,
-                     level: int) -> PyTree:
-        """The control's mask: the ticket's, or a seeded permutation of it (stored once)."""
-        if branch == "random_reinit":
-            return mask
-        path = bdir / "mask"
+    def _controls(self, source: Source, ctx: controls.LevelContext, ldir: pathlib.Path,
+                  label: str, replicate: int, level: int, rows: list[dict]) -> None:
+        """Trains (or evaluates) the level's control branches from the ticket's mask."""
+        names = [b for b in source.branches if b != "ticket" and controls.runs_at(b, level)]
+        if any(b in controls.FRESH_WEIGHTS for b in names):
+            # One fresh initialization per level, shared by its controls (paired).
+            ctx.fresh = self._init(self.evaluation, self._key(replicate, REINIT_STREAM, level))
+        for branch in names:
+            bdir = ldir / branch
+            if branch == "learned_supermask":
+                self._learned_supermasks(source, ctx, bdir, replicate, rows)
+                continue
+            if branch == "small_dense":
+                self._small_dense(source, ctx, bdir, label, replicate, level, rows)
+                continue
+            seed = self._seed(replicate, level, PERMUTATION_STREAM)
+            branch_mask = self._stored_mask(bdir / "mask", branch, ctx, seed)
+            weights = controls.control_weights(branch, ctx, branch_mask,
+                                               self._seed(replicate, level, ACTION_STREAM))
+            if controls.is_trained(branch):
+                summary, _ = self._train(self.evaluation, bdir, f"{label} {branch}",
+                                         (weights, self.evaluation.rewind_start),
+                                         branch_mask, replicate, None)
+            else:
+                summary = self._evaluate_untrained(self.evaluation, bdir, weights,
+                                                   branch_mask, replicate)
+            rows.append(self._row(source, self.evaluation, replicate, level, branch,
+                                  branch_mask, ctx.initial, summary))
+            self.stages.append(stage_cost(rows[-1]))
+
+    def _stored_mask(self, path: pathlib.Path, branch: str, ctx: controls.LevelContext,
+                     seed: int) -> PyTree:
+        """A control's drawn mask, computed once and stored beside its run."""
+        if branch not in controls.DRAWN_MASKS:
+            return ctx.mask
         if checkpoints.exists(path):
-            return checkpoints.load_tree(path, mask)
-        seed = self._seed(replicate, level, PERMUTATION_STREAM)
-        permuted = (baselines.permute_global(mask, seed) if branch == "random_ticket"
-                    else baselines.permute_local(mask, seed))
-        checkpoints.save_tree(path, permuted)
-        return permuted
+            return checkpoints.load_tree(path, ctx.mask)
+        drawn = controls.control_mask(branch, ctx, seed)
+        checkpoints.save_tree(path, drawn)
+        return drawn
+
+    def _start_weights(self, source: Source, level: int, rewind: PyTree,
+                       previous_final: PyTree, mask: PyTree, init: PyTree,
+                       replicate: int) -> PyTree:
+        """What a trajectory's run at `level` starts from: the dense init at level 0, the
+        previous level's final weights under strategy 2, else the rewind weights after
+        the mask-1 action (rewind keeps them)."""
+        trajectory = source.trajectory
+        if level == 0:
+            return init
+        if trajectory.strategy == "continue":
+            return previous_final
+        if trajectory.mask1_action == "rewind":
+            return rewind
+        fresh = (self._init(source.setup, self._key(replicate, MASK1_STREAM, level))
+                 if trajectory.mask1_action.startswith("reinit") else None)
+        params = actions.mask1_weights(
+            trajectory.mask1_action, rewind["params"], fresh and fresh["params"], mask,
+            actions.layer_sigmas(init["params"], mask),
+            self._seed(replicate, level, MASK1_STREAM))
+        return {"params": params, "batch_stats": rewind["batch_stats"]}
+
+    def _full_mask(self, params: PyTree, setup: Setup) -> PyTree:
+        """The all-ones mask over the prunable set (the first n convs if so configured)."""
+        mask = masks_lib.init_mask(params, self.policy)
+        n = self.config.pruning.first_conv_layers
+        if n:
+            from jaxtickets.sparsity.layer_order import first_conv_layers, restrict_mask
+            try:
+                allowed = first_conv_layers(setup.model, setup.image_shape, n)
+            except ValueError as err:
+                raise ConfigError(f"pruning.first_conv_layers: {err}") from err
+            mask = restrict_mask(mask, allowed)
+        return mask
 
     def _recover_rewind(self, rewind_path: pathlib.Path, init: PyTree,
                         rdir: pathlib.Path, setup: Setup) -> None:
@@ -271,24 +343,44 @@ class Experiment:
             f"{rewind_path} is missing; delete {rdir / 'level_00'} to retrain "
             "level 0 and capture it again")
 
-    def _level_mask(self, ldir: pathlib.Path, previous_final: PyTree, mask: PyTree,
-                    replicate: int, level: int) -> PyTree:
+    def _level_mask(self, source: Source, ldir: pathlib.Path,
+                    base: tuple[PyTree, PyTree, PyTree], rewind: PyTree, replicate: int,
+                    level: int) -> tuple[PyTree, PyTree]:
+        """The level's trainable mask and, under a mask-0 action, its value mask (both
+        stored). `base` = (final weights, mask, value mask) pruning starts from: the
+        previous level's, or the dense run's for one-shot pruning."""
+        final, previous, previous_values = base
+        p, trajectory = self.config.pruning, source.trajectory
         path = ldir / "mask"
         if checkpoints.exists(path):
-            return checkpoints.load_tree(path, mask)
-        p = self.config.pruning
-        seed = self._seed(replicate, level)
-        if p.method == "global":
-            new = prune_global(previous_final["params"], mask, p.rate, seed)
+            new = checkpoints.load_tree(path, previous)
         else:
-            new = prune_layerwise(previous_final["params"], mask, p.rates.to_dict(), seed)
-        checkpoints.save_tree(path, new)
-        return new
+            seed = self._seed(replicate, level)
+            one_shot = trajectory.schedule == "one_shot"
+            kwargs = {"criterion": trajectory.criterion, "init": rewind["params"]}
+            if p.method == "global":
+                rate = one_shot_rate(p.rate, level, p.one_shot_spacing) if one_shot else p.rate
+                new = prune_global(final["params"], previous, rate, seed, **kwargs)
+            else:
+                rates = {k: one_shot_rate(r, level, p.one_shot_spacing) if one_shot else r
+                         for k, r in p.rates.to_dict().items() if self.policy.allows(k)}
+                new = prune_layerwise(final["params"], previous, rates, seed, **kwargs)
+            checkpoints.save_tree(path, new)
+        if trajectory.mask0_action == "zero":
+            return new, None
+        values_path = ldir / "value_mask"
+        if checkpoints.exists(values_path):
+            return new, checkpoints.load_tree(values_path, new)
+        values = actions.value_mask(trajectory.mask0_action, new, previous, previous_values,
+                                    rewind["params"], final["params"])
+        checkpoints.save_tree(values_path, values)
+        return new, values
 
     def _train(self, setup: Setup, run_dir: pathlib.Path, label: str,
                start: tuple[PyTree, int], mask: PyTree, replicate: int,
-               capture_path) -> tuple[dict, PyTree]:
-        """Trains one run (or loads it if finished); returns its summary and final weights."""
+               capture_path, values: PyTree = None) -> tuple[dict, PyTree]:
+        """Trains one run (or loads it if finished); returns its summary and final weights.
+        `values` is the value mask of a mask-0 action (None: the mask itself)."""
         weights, start_step = start
         metrics_path = run_dir / "metrics.json"
         final_path = run_dir / "final"
@@ -296,7 +388,7 @@ class Experiment:
             return (checkpoints.read_json(metrics_path)["summary"],
                     checkpoints.load_tree(final_path, weights))
         state = fresh_state(weights["params"], weights["batch_stats"], mask, setup.tx,
-                            start_step, self._key(replicate, DATA_STREAM))
+                            start_step, self._key(replicate, DATA_STREAM), values)
         state = jax.device_put(state, replicated(setup.mesh))
         plan = RunPlan(label, run_dir, start_step, setup.schedule.total,
                        setup.schedule.eval_every, setup.schedule.checkpoint_every,
@@ -319,8 +411,74 @@ class Experiment:
         checkpoints.write_json(metrics_path, {"summary": summary, "history": outcome.history})
         return summary, final
 
+    def _evaluate_untrained(self, setup: Setup, run_dir: pathlib.Path, weights: PyTree,
+                            mask: PyTree, replicate: int) -> dict:
+        """Evaluates the network as given, without training (P4's supermasks)."""
+        metrics_path = run_dir / "metrics.json"
+        if metrics_path.exists():
+            return checkpoints.read_json(metrics_path)["summary"]
+        state = fresh_state(weights["params"], weights["batch_stats"], mask, setup.tx, 0,
+                            self._key(replicate, DATA_STREAM))
+        state = jax.device_put(state, replicated(setup.mesh))
+        outcome = evaluate_untrained(state, setup.steps, setup.validation, setup.test,
+                                     setup.eval_batch)
+        summary = {**outcome.summary(), "start_step": 0, "train_steps": 0}
+        checkpoints.write_json(metrics_path, {"summary": summary, "history": outcome.history})
+        return summary
+
+    def _small_dense(self, source: Source, ctx: controls.LevelContext, bdir: pathlib.Path,
+                     label: str, replicate: int, level: int, rows: list[dict]) -> None:
+        """P3's SDT: the same architecture, every width shrunk so its kernel weights
+        match the ticket's remaining ones (prunable kept + unpruned kernels), trained
+        dense from a fresh initialization with the evaluation recipe."""
+        from jaxtickets.sparsity.small_dense import kernel_weight_count, small_dense_model
+
+        ev = self.evaluation
+        full = kernel_weight_count(ev.model, ev.image_shape)
+        target = round(masks_lib.kernel_density(ctx.mask, ctx.initial["params"]) * full)
+        model, count = small_dense_model(ev.model, target, ev.image_shape)
+        setup = ev.with_model(model)
+        self.extra_setups.append(setup)
+        weights = self._init(setup, self._key(replicate, SMALL_DENSE_STREAM, level))
+        dense_mask = masks_lib.init_mask(weights["params"], self.policy)
+        summary, _ = self._train(setup, bdir, f"{label} small_dense",
+                                 (weights, ev.rewind_start), dense_mask, replicate, None)
+        row = self._row(source, setup, replicate, level, "small_dense", dense_mask, weights,
+                        summary)
+        row.update({"density": masks_lib.density(ctx.mask), "remaining_weights": count,
+                    "kernel_density": count / full, "small_dense_target_weights": target})
+        rows.append(row)
+        self.stages.append(stage_cost(row))
+
+    def _learned_supermasks(self, source: Source, ctx: controls.LevelContext,
+                            bdir: pathlib.Path, replicate: int, rows: list[dict]) -> None:
+        """P4 Sec. 5.1: one learned supermask per logit initialization, on theta_0."""
+        from jaxtickets.supermask.learned import SupermaskRecipe, train_supermask
+
+        m = self.config.supermask
+        for value in parse_logit_inits(m.logit_inits):
+            branch = f"learned_supermask_{value:g}"
+            run_dir = bdir.parent / branch
+            metrics_path = run_dir / "metrics.json"
+            if metrics_path.exists():
+                summary = checkpoints.read_json(metrics_path)["summary"]
+            else:
+                recipe = SupermaskRecipe(value, m.steps, m.learning_rate, m.momentum,
+                                         m.batch_size, m.eval_every, m.eval_samples)
+                summary, history = train_supermask(
+                    self.evaluation, ctx.initial, ctx.mask, recipe,
+                    self._seed(replicate, SUPERMASK_STREAM))
+                checkpoints.write_json(metrics_path, {"summary": summary,
+                                                      "history": history})
+            row = self._row(source, self.evaluation, replicate, 0, branch, ctx.mask,
+                            ctx.initial, summary)
+            row["examples_seen"] = m.steps * m.batch_size
+            row["remaining_weights"] = round(summary["density"] * row["prunable_weights"])
+            rows.append(row)
+            self.stages.append(stage_cost(row))
+
     def _row(self, source: Source, setup: Setup, replicate: int, level: int, branch: str,
-             mask: PyTree, variables: PyTree, summary: dict) -> dict:
+             mask: PyTree, variables: PyTree, summary: dict, values: PyTree = None) -> dict:
         remaining, total = masks_lib.remaining_and_total(mask)
         examples = summary["train_steps"] * setup.recipe.batch_size
         params = variables["params"]
@@ -331,7 +489,7 @@ class Experiment:
             "replicate": replicate, "level": level, "branch": branch,
             "source": source.description, "source_name": source.name,
             "evaluation": f"{setup.task.name}:" + (evaluation_name(self.config)
-                                                   if setup is self.evaluation
+                                                   if setup.splits is self.evaluation.splits
                                                    else source.selection["dataset"]),
             "density": remaining / total,
             "kernel_density": masks_lib.kernel_density(mask, params),
@@ -339,11 +497,17 @@ class Experiment:
             "examples_seen": examples,
             "forward_flops_dense": flops["dense"], "forward_flops": flops["masked"],
             "train_flops": training_flops(flops["masked"], examples),
+            **({"frozen_weights": masks_lib.remaining_and_total(values)[0] - remaining}
+               if values is not None else {}),
             **summary,
         }
 
 
 PERMUTATION_STREAM = 3
+ACTION_STREAM = 4       # noise and D_m draws of the control branches
+MASK1_STREAM = 5        # the mask-1 actions' draws (and the reinit action's weights)
+SMALL_DENSE_STREAM = 6
+SUPERMASK_STREAM = 7
 # The generation run that found a transferred ticket (level L-1 for level L's mask, the
 # dense run for level 0) is recorded in the ticket's row under "generation".
 GENERATION_KEYS = ("level", "density", "evaluation", "early_stop_step", "early_stop_validation_loss",

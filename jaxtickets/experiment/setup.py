@@ -8,8 +8,10 @@ converts its own durations with its own data size, batch and budget (P0 App. B),
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 
+import flax.linen as nn
 import ml_collections
 
 from jaxtickets import durations
@@ -122,16 +124,29 @@ class Setup:
         self.eval_batch = -(-eval_batch_size // self.mesh.size) * self.mesh.size
         self.num_outputs = task.outputs(splits.num_classes)
         self.model = create_model(model_name, self.num_outputs, dropout)
-        lr = build_schedule(recipe.schedule, recipe.learning_rate, self.schedule.total,
-                            warmup, decay_at, recipe.decay_factor)
-        self.tx = build_optimizer(recipe.optimizer, lr, recipe.weight_decay, recipe.momentum,
-                                  nesterov=recipe.nesterov)
-        self.steps = make_steps(self.model, self.tx, input_spec, self.mesh, steps_per_call,
-                                task=task, learning_rate=lr)
+        self._learning_rate = build_schedule(recipe.schedule, recipe.learning_rate,
+                                             self.schedule.total, warmup, decay_at,
+                                             recipe.decay_factor)
+        self._steps_per_call = steps_per_call
+        self.tx = build_optimizer(recipe.optimizer, self._learning_rate, recipe.weight_decay,
+                                  recipe.momentum, nesterov=recipe.nesterov)
+        self.steps = self._compile(self.model)
         self.train = put_split(splits.train.images, splits.train.labels, self.mesh)
         self.validation = put_split(splits.validation.images, splits.validation.labels,
                                     self.mesh)
         self.test = put_split(splits.test.images, splits.test.labels, self.mesh)
+
+    def _compile(self, model: nn.Module):
+        return make_steps(model, self.tx, self.input_spec, self.mesh, self._steps_per_call,
+                          task=self.task, learning_rate=self._learning_rate)
+
+    def with_model(self, model: nn.Module) -> "Setup":
+        """The same data, task and recipe with another model (P3's small-dense network);
+        the data already on the device are shared, the steps compiled anew."""
+        other = copy.copy(self)
+        other.model = model
+        other.steps = other._compile(model)
+        return other
 
     @property
     def image_shape(self) -> tuple[int, ...]:

@@ -16,7 +16,8 @@ import jax
 import ml_collections
 import numpy as np
 
-from jaxtickets.config_schema import parse_branches, parse_levels
+from jaxtickets.config_schema import TRAJECTORY_KEYS, parse_branches, parse_levels
+from jaxtickets.errors import ConfigError
 from jaxtickets.data import selections
 from jaxtickets.data.datasets import IMAGE_SHAPES, NORMALIZATION, Splits, load_splits
 from jaxtickets.experiment.setup import Setup, evaluation_recipe, source_recipe
@@ -31,6 +32,27 @@ IMPLICIT = "labels"  # the name of the single source of a config without `genera
 CLASS_STREAM, HALF_STREAM, SAMPLE_STREAM, SHUFFLE_STREAM, LABELLED_STREAM = range(5)
 
 
+@dataclasses.dataclass(frozen=True)
+class Trajectory:
+    """How a source's masks follow each other (pruning.* or the source's overrides)."""
+
+    schedule: str = "iterative"     # or 'one_shot': level L prunes the dense run at once
+    strategy: str = "reset"         # or 'continue': train on from the pruned final weights
+    criterion: str = "large_final"
+    mask1_action: str = "rewind"
+    mask0_action: str = "zero"
+
+    @property
+    def changes_weights(self) -> bool:
+        return self.mask1_action != "rewind" or self.mask0_action != "zero"
+
+    def describe(self) -> str:
+        """The non-default choices, e.g. 'one_shot/movement' ('' for plain IMP)."""
+        defaults = Trajectory()
+        return "/".join(getattr(self, f) for f in TRAJECTORY_KEYS
+                        if getattr(self, f) != getattr(defaults, f))
+
+
 @dataclasses.dataclass
 class Source:
     name: str
@@ -41,6 +63,7 @@ class Source:
     evaluate_levels: set[int]
     branches: list[str]
     selection: dict
+    trajectory: Trajectory = Trajectory()
 
 
 def _seed(split_seed: int, stream: int) -> int:
@@ -125,9 +148,12 @@ def build_sources(config: ml_collections.ConfigDict, workdir: pathlib.Path,
     default_levels = set(parse_levels(p.evaluate_levels, p.levels))
     default_branches = parse_branches(config.branches)
     if not config.generation.keys():
-        description = f"{config.evaluation.task}:{evaluation_name(config)}"
-        return [Source(IMPLICIT, description, evaluation, True, workdir, default_levels,
-                       default_branches, {})]
+        trajectory = trajectory_of(config, None)
+        description = _with_trajectory(f"{config.evaluation.task}:{evaluation_name(config)}",
+                                       trajectory)
+        return [_checked(Source(IMPLICIT, description, evaluation,
+                                trajectory.strategy == "reset", workdir, default_levels,
+                                default_branches, {}, trajectory), "pruning")]
     sources = []
     for name in config.generation.keys():
         s = config.generation[name]
@@ -144,9 +170,34 @@ def build_sources(config: ml_collections.ConfigDict, workdir: pathlib.Path,
         levels = (set(parse_levels(s.evaluate_levels, p.levels)) if s.evaluate_levels
                   else default_levels)
         branches = parse_branches(s.branches) if s.branches else default_branches
-        sources.append(Source(name, describe(config, name, summary), setup, same,
-                              workdir / f"source_{name}", levels, branches, summary))
+        trajectory = trajectory_of(config, name)
+        sources.append(_checked(Source(
+            name, _with_trajectory(describe(config, name, summary), trajectory), setup,
+            same and trajectory.strategy == "reset", workdir / f"source_{name}", levels,
+            branches, summary, trajectory), f"generation.{name}"))
     return sources
+
+
+def trajectory_of(config: ml_collections.ConfigDict, name: str | None) -> Trajectory:
+    """pruning.* with source `name`'s overrides ('' keeps pruning.*)."""
+    source = config.generation[name] if name is not None else {}
+    return Trajectory(**{k: source.get(k) or config.pruning[k] for k in TRAJECTORY_KEYS})
+
+
+def _with_trajectory(description: str, trajectory: Trajectory) -> str:
+    extra = trajectory.describe()
+    return f"{description}[{extra}]" if extra else description
+
+
+def _checked(source: Source, key: str) -> Source:
+    """Mask-1/mask-0 actions shape the weights the evaluated ticket trains from, so they
+    need a source whose runs are the evaluation's own (same task, data, recipe, reset)."""
+    if source.trajectory.changes_weights and not source.is_evaluation:
+        raise ConfigError(
+            f"{key}.mask1_action/mask0_action: P4's actions apply to a trajectory whose "
+            "runs are the evaluated tickets (the evaluation's task, data and recipe, "
+            "strategy 'reset'); this source is not")
+    return source
 
 
 def _is_output(path: tuple) -> bool:

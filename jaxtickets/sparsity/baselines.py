@@ -43,3 +43,62 @@ def permute_local(mask: PyTree, seed: int) -> PyTree:
         m = np.asarray(m)
         out.append(m.ravel()[rng.permutation(m.size)].reshape(m.shape))
     return _rebuild(mask, out)
+
+
+def _top_k_mask(scores: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
+    """Boolean mask of the k highest scores, ties broken by a seeded shuffle."""
+    order = rng.permutation(scores.size)
+    keep = np.zeros(scores.size, dtype=bool)
+    if k > 0:
+        keep[order[np.argsort(-scores[order], kind="stable")[:k]]] = True
+    return keep
+
+
+def magnitude_at_init(mask: PyTree, theta0: PyTree, seed: int) -> PyTree:
+    """P2 App. F.4, pruning at iteration 0: in each layer the largest |theta_0| entries,
+    as many as the ticket keeps there (the untrained network's magnitude ticket)."""
+    rng = np.random.default_rng(seed)
+    weights = dict(prunable_leaves(_aligned(theta0, mask)))
+    out = []
+    for name, m in prunable_leaves(mask):
+        m = np.asarray(m)
+        scores = np.abs(np.asarray(weights[name], np.float32)).ravel()
+        out.append(_top_k_mask(scores, int(m.sum()), rng).reshape(m.shape))
+    return _rebuild(mask, out)
+
+
+def random_adjusted(mask: PyTree, trained: PyTree, seed: int,
+                    threshold: float = float(np.finfo(np.float32).eps)) -> PyTree:
+    """P0 Sec. 4.5: as many kept weights as the ticket, over the whole prunable set; the
+    trained dense network's natural zeros (|w| < threshold) are pruned first, then
+    random non-zero weights. If there are more natural zeros than weights to prune, a
+    random subset of them is pruned (the baseline is defined only above that sparsity)."""
+    rng = np.random.default_rng(seed)
+    shapes = [np.shape(m) for _, m in prunable_leaves(mask)]
+    keep_count = sum(int(np.asarray(m).sum()) for _, m in prunable_leaves(mask))
+    weights = dict(prunable_leaves(_aligned(trained, mask)))
+    magnitudes = np.concatenate([np.abs(np.asarray(weights[name], np.float32)).ravel()
+                                 for name, _ in prunable_leaves(mask)])
+    # Score 1 for non-zero weights, 0 for natural zeros: the top-k keeps non-zero first,
+    # random within each group.
+    keep = _top_k_mask((magnitudes >= threshold).astype(np.float32), keep_count, rng)
+    out, offset = [], 0
+    for shape in shapes:
+        size = int(np.prod(shape))
+        out.append(keep[offset:offset + size].reshape(shape))
+        offset += size
+    return _rebuild(mask, out)
+
+
+def natural_zero_fraction(trained: PyTree, mask: PyTree,
+                          threshold: float = float(np.finfo(np.float32).eps)) -> float:
+    """Fraction of the prunable set below `threshold` in a trained network (P0 Fig. 6)."""
+    leaves = [np.asarray(w) for _, w in prunable_leaves(_aligned(trained, mask))]
+    total = sum(w.size for w in leaves)
+    return sum(int((np.abs(w) < threshold).sum()) for w in leaves) / total
+
+
+def _aligned(params: PyTree, mask: PyTree) -> PyTree:
+    """`params` with None wherever the mask has None, so prunable_leaves lists weights."""
+    return jax.tree_util.tree_map(lambda p, m: None if m is None else p, params, mask,
+                                  is_leaf=lambda x: x is None)

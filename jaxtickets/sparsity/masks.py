@@ -13,6 +13,7 @@ from typing import Any, Optional
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 
 from jaxtickets.models.layers import OUTPUT_LAYER, SHORTCUT_MARK
 
@@ -78,6 +79,24 @@ def apply_mask(params: PyTree, mask: PyTree) -> PyTree:
     return jax.tree_util.tree_map(
         lambda p, m: p if m is None else jnp.where(m, p, jnp.zeros((), p.dtype)),
         params, mask, is_leaf=lambda x: x is None)
+
+
+def masked_apply_updates(params: PyTree, updates: PyTree, mask: PyTree,
+                         value_mask: PyTree = None) -> PyTree:
+    """params + updates on trainable entries; the others stay exactly zero, or, where
+    `value_mask` marks them frozen, keep their value bit for bit (no `+ 0.0`, which
+    would turn a -0.0 into +0.0)."""
+    if value_mask is None:
+        return apply_mask(optax.apply_updates(params, updates), mask)
+
+    def update(p, u, m, v):
+        if m is None:
+            return (p + u).astype(p.dtype)
+        frozen = jnp.where(v, p, jnp.zeros((), p.dtype))
+        return jnp.where(m, (p + u).astype(p.dtype), frozen)
+
+    return jax.tree_util.tree_map(update, params, updates, mask, value_mask,
+                                  is_leaf=lambda x: x is None)
 
 
 def prunable_leaves(mask: PyTree) -> list[tuple[str, Any]]:

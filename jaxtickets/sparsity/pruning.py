@@ -3,25 +3,24 @@
 Each group (a layer, or the whole prunable set for global pruning) loses exactly
 round(rate x remaining) of its currently unpruned weights: the lowest scores go,
 found by a selection over the unpruned entries only. Ties are broken by a seeded
-random permutation, so equal magnitudes never make the count drift.
+random permutation, so equal magnitudes never make the count drift. Scores come from
+a P4 criterion of the final weights and, for most criteria, the initial ones
+(criteria.py); each layer is scored on its own, even when the ranking is global.
 """
 
 from __future__ import annotations
 
 import math
-from typing import Any, Callable, Mapping
+from typing import Any, Mapping, Optional
 
 import jax
 import numpy as np
 
+from jaxtickets.sparsity import criteria
 from jaxtickets.sparsity.masks import kernel_kind
 
 PyTree = Any
-ScoreFn = Callable[[np.ndarray], np.ndarray]
-
-
-def magnitude(weights: np.ndarray) -> np.ndarray:
-    return np.abs(weights)
+SPACINGS = ("geometric", "linear")
 
 
 def num_to_prune(rate: float, remaining: int) -> int:
@@ -41,12 +40,14 @@ def _lowest(scores: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
     return order[picked]
 
 
-def _prune_group(weights: list[np.ndarray], masks: list[np.ndarray], rate: float,
-                 rng: np.random.Generator, score: ScoreFn) -> list[np.ndarray]:
+def _prune_group(weights: list[np.ndarray], inits: list[np.ndarray], masks: list[np.ndarray],
+                 rate: float, rng: np.random.Generator, criterion: str) -> list[np.ndarray]:
     flat_masks = [m.reshape(-1) for m in masks]
     alive = [np.flatnonzero(m) for m in flat_masks]
-    scores = np.concatenate([score(np.asarray(w, np.float32).reshape(-1))[a]
-                             for w, a in zip(weights, alive)])
+    scores = np.concatenate([
+        criteria.score(criterion, np.asarray(wi, np.float32).reshape(-1)[a],
+                       np.asarray(w, np.float32).reshape(-1)[a])
+        for w, wi, a in zip(weights, inits, alive)])
     drop = _lowest(scores, num_to_prune(rate, scores.size), rng)
     offsets = np.cumsum([0] + [a.size for a in alive])
     new = [m.copy() for m in flat_masks]
@@ -56,11 +57,16 @@ def _prune_group(weights: list[np.ndarray], masks: list[np.ndarray], rate: float
     return [n.reshape(m.shape) for n, m in zip(new, masks)]
 
 
-def _prunable(params: PyTree, mask: PyTree):
+def _prunable(params: PyTree, mask: PyTree, init: Optional[PyTree], criterion: str):
+    """(path, final, initial, mask) per prunable leaf; `init` only if the criterion uses it."""
+    if criterion in criteria.NEEDS_INIT and init is None:
+        raise ValueError(f"mask criterion {criterion!r} needs the initial weights")
     paths, _ = jax.tree_util.tree_flatten_with_path(params)
     mask_leaves = jax.tree_util.tree_leaves(mask, is_leaf=lambda x: x is None)
-    return [(path, np.asarray(w), np.asarray(m))
-            for (path, w), m in zip(paths, mask_leaves) if m is not None]
+    init_leaves = (jax.tree_util.tree_leaves(init) if init is not None
+                   else [None] * len(mask_leaves))
+    return [(path, np.asarray(w), np.asarray(w if wi is None else wi), np.asarray(m))
+            for (path, w), wi, m in zip(paths, init_leaves, mask_leaves) if m is not None]
 
 
 def _rebuild(mask: PyTree, new_masks: list[np.ndarray]) -> PyTree:
@@ -70,21 +76,35 @@ def _rebuild(mask: PyTree, new_masks: list[np.ndarray]) -> PyTree:
 
 
 def prune_layerwise(params: PyTree, mask: PyTree, rates: Mapping[str, float], seed: int,
-                    score: ScoreFn = magnitude) -> PyTree:
+                    criterion: str = "large_final", init: Optional[PyTree] = None) -> PyTree:
     """Prunes each layer on its own at the rate of its kind (P2 Fig. 2's table)."""
     rng = np.random.default_rng(seed)
     new_masks = []
-    for path, w, m in _prunable(params, mask):
+    for path, w, wi, m in _prunable(params, mask, init, criterion):
         rate = rates[kernel_kind(path, w)]
-        new_masks.extend(_prune_group([w], [m], rate, rng, score))
+        new_masks.extend(_prune_group([w], [wi], [m], rate, rng, criterion))
     return _rebuild(mask, new_masks)
 
 
 def prune_global(params: PyTree, mask: PyTree, rate: float, seed: int,
-                 score: ScoreFn = magnitude) -> PyTree:
+                 criterion: str = "large_final", init: Optional[PyTree] = None) -> PyTree:
     """Prunes the lowest scores over the whole prunable set at once (P0, P1, P2 Sec. 4)."""
     rng = np.random.default_rng(seed)
-    leaves = _prunable(params, mask)
-    new_masks = _prune_group([w for _, w, _ in leaves], [m for _, _, m in leaves], rate,
-                             rng, score)
+    leaves = _prunable(params, mask, init, criterion)
+    new_masks = _prune_group([w for _, w, _, _ in leaves], [wi for _, _, wi, _ in leaves],
+                             [m for *_, m in leaves], rate, rng, criterion)
     return _rebuild(mask, new_masks)
+
+
+def one_shot_rate(rate: float, level: int, spacing: str) -> float:
+    """The fraction pruned at once from the dense network for `level` (P2 Sec. 2, P3's
+    OMP): 'geometric' matches IMP's remaining 1 - (1 - rate)^level; 'linear' prunes
+    level x rate (P2 Fig. 4c's 12.5% steps)."""
+    if spacing == "geometric":
+        return 1.0 - (1.0 - rate) ** level
+    if spacing == "linear":
+        if level * rate >= 1.0:
+            raise ValueError(f"one-shot level {level} at rate {rate} would prune "
+                             f"{100 * level * rate:g}% of a layer; the most is below 100%")
+        return level * rate
+    raise ValueError(f"unknown one-shot spacing {spacing!r}; choose one of {SPACINGS}")

@@ -92,8 +92,8 @@ def evaluate(state: TrainState, steps: CompiledSteps, split: DeviceSplit,
              batch: int) -> dict:
     totals = {"loss_sum": 0.0, "correct": 0.0, "count": 0.0}
     for idx, weights in eval_chunks(split.size, batch):
-        out = steps.eval_batch(state.params, state.batch_stats, state.mask, split.images,
-                               split.labels, device_indices(idx, steps.mesh, 0),
+        out = steps.eval_batch(state.params, state.batch_stats, state.visible_mask,
+                               split.images, split.labels, device_indices(idx, steps.mesh, 0),
                                device_indices(weights, steps.mesh, 0))
         for k in totals:
             totals[k] += float(out[k])
@@ -175,6 +175,19 @@ def train_run(plan: RunPlan, state: TrainState, steps: CompiledSteps, train: Dev
         raise ValueError(f"{plan.label}: the run has no training steps "
                          f"(start {plan.start_step}, end {plan.end_step})")
     return RunOutcome(state, history, time.time() - started)
+
+
+def evaluate_untrained(state: TrainState, steps: CompiledSteps, validation: DeviceSplit,
+                       test: DeviceSplit, eval_batch: int) -> RunOutcome:
+    """A run of zero steps: the network as given (P4's supermasks on the untrained
+    network), evaluated once; its single record is both the early-stop and final one."""
+    started = time.time()
+    val = evaluate(state, steps, validation, eval_batch)
+    tst = evaluate(state, steps, test, eval_batch)
+    record = {"step": int(state.step), "train_loss": None, "train_accuracy": None,
+              "validation_loss": val["loss"], "validation_accuracy": val["accuracy"],
+              "test_loss": tst["loss"], "test_accuracy": tst["accuracy"]}
+    return RunOutcome(state, [record], time.time() - started)
 
 
 class DivergenceError(FloatingPointError):

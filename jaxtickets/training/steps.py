@@ -20,7 +20,7 @@ import optax
 from jax.sharding import Mesh
 
 from jaxtickets.parallel import batch_sharded, replicated
-from jaxtickets.sparsity.masks import apply_mask
+from jaxtickets.sparsity.masks import apply_mask, masked_apply_updates
 from jaxtickets.tasks.base import LabelsTask, Task, augment, cross_entropy, normalize  # noqa: F401
 from jaxtickets.training.state import TrainState
 
@@ -72,15 +72,15 @@ def make_steps(model: nn.Module, tx: optax.GradientTransformationExtraArgs,
         x, targets = task.train_inputs(raw, labels[batch_idx], aug_rng, input_spec)
 
         def loss_of(params):
-            logits, new_stats = forward(params, state.batch_stats, state.mask, x, True,
-                                        dropout_rng)
+            logits, new_stats = forward(params, state.batch_stats, state.visible_mask, x,
+                                        True, dropout_rng)
             loss, correct, count = task.train_loss(logits, targets)
             return loss, (correct, count, new_stats)
 
         (loss, (correct, count, new_stats)), grads = jax.value_and_grad(
             loss_of, has_aux=True)(state.params)
         updates, opt_state = tx.update(grads, state.opt_state, state.params, mask=state.mask)
-        params = apply_mask(optax.apply_updates(state.params, updates), state.mask)
+        params = masked_apply_updates(state.params, updates, state.mask, state.value_mask)
         metrics = {"loss": loss, "correct": correct.astype(jnp.int32),
                    "count": count.astype(jnp.int32)}
         return state.replace(step=state.step + 1, params=params, batch_stats=new_stats,

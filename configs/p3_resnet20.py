@@ -1,0 +1,82 @@
+r"""P3's sanity checks on ResNet-20 / CIFAR-10 at paper scale: OMP and IMP masks, each
+trained from the original init (LT) or rewound to epoch 8 (WR, trained T - t), against
+random reinit (RR) and the small-dense network (SDT), at one learning rate per run.
+
+Commands (one workdir per learning rate and variant; P3 App. A runs 0.005, 0.01, 0.1):
+  python -m jaxtickets.main --config=configs/p3_resnet20.py:0.1 --workdir=runs/p3_lt_0.1 \
+      --config.data.data_dir=DATA_DIR
+  python -m jaxtickets.main --config=configs/p3_resnet20.py:0.1,wr --workdir=runs/p3_wr_0.1 ...
+  python -m jaxtickets.analysis.p3_conditions --workdirs runs/p3_wr_0.005 runs/p3_wr_0.01 \
+      runs/p3_wr_0.1
+Hardware: one GPU; per workdir 2 trajectories x 15 runs + controls of 160 epochs
+  (~50 GPU-hours on one V100-class GPU, not measured here). `:0.1,smoke` runs in
+  minutes on the CPU.
+Expected (P3 Fig. A.1): at lr 0.005/0.01 dense ~90%, LT-IMP/OMP keep it and beat
+  RR clearly; at lr 0.1 dense > 92% and no clear LT-RR gap; WR improves on LT.
+
+Protocol (P3 Table E.1): 160 epochs, batch 64, SGD momentum 0.9, weight decay 5e-4,
+step decay x0.1 at epochs 80 and 120, no warmup; global magnitude pruning over the
+convolutions (P2's rule: 1x1 shortcuts and the output layer unpruned), 20% per level,
+14 levels (95.6% sparsity); OMP prunes the dense network at once to each IMP level's
+density. Augmentation: pad-4 crop and flip. Controls at levels 2, 4, 7, 10, 14.
+
+Arguments after the colon: the learning rate (default 0.1), optionally ',wr' (rewind to
+epoch 8 of 160, P3's ~5%) and ',smoke'.
+"""
+
+from jaxtickets.config_schema import add_source, base_config
+
+
+def get_config(arg: str | None = None):
+    parts = [p for p in (arg or "").split(",") if p]
+    smoke, rewinding = "smoke" in parts, "wr" in parts
+    rest = [p for p in parts if p not in ("smoke", "wr")]
+    try:
+        lr = float(rest[0]) if rest else 0.1
+    except ValueError as err:
+        raise ValueError(f"configs/p3_resnet20.py: unknown argument {arg!r}; use a "
+                         "learning rate optionally followed by ',wr' and ',smoke'") from err
+    config = base_config()
+    config.num_replicates = 2
+    config.model.name = "resnet20"
+    config.data.dataset = "cifar10"
+    config.data.source = "tfds"
+    config.data.validation_size = 5000
+    config.data.pad_crop = 4
+    config.data.flip = True
+    config.train.batch_size = 64
+    config.train.duration = "160ep"
+    config.train.optimizer = "momentum"
+    config.train.learning_rate = lr
+    config.train.weight_decay = 5e-4
+    config.train.schedule = "step"
+    config.train.decay_at = "80ep,120ep"
+    config.train.eval_every = "1ep"
+    config.train.checkpoint_every = "10ep"
+    config.pruning.method = "global"
+    config.pruning.rate = 0.2
+    config.pruning.prune.dense = False
+    config.pruning.prune.output = False
+    config.pruning.levels = 14
+    config.pruning.rewind = "8ep" if rewinding else "0st"
+    config.pruning.evaluate_levels = "0,2,4,7,10,14"
+    config.branches = "ticket"
+    controls = "ticket,random_reinit,small_dense"
+    add_source(config, "imp", branches=controls)
+    add_source(config, "omp", schedule="one_shot", branches=controls)
+    config.runtime.steps_per_call = 1
+    if smoke:
+        config.num_replicates = 1
+        config.data.validation_size = 500
+        config.data.train_size = 1000
+        config.data.test_size = 500
+        config.train.duration = "4ep"
+        config.train.decay_at = "2ep,3ep"
+        config.train.eval_every = "2ep"
+        config.train.checkpoint_every = "4ep"
+        config.train.eval_batch_size = 500
+        config.pruning.rewind = "1ep" if rewinding else "0st"
+        config.pruning.levels = 2
+        config.pruning.evaluate_levels = "0,2"
+        config.runtime.log_every_seconds = 30.0
+    return config

@@ -1,0 +1,144 @@
+"""What a ticket's weights start from: P4's mask-1 and mask-0 actions and P2's controls.
+
+Every function changes only the prunable kernels and returns new trees (the inputs are
+never modified); everything else (biases, BN, unpruned layers) keeps the rewind values.
+sigma_layer is the standard deviation of the layer's realized initialization theta_0,
+the whole tensor (digest item 10 prefers the analytic std; the realized one needs no
+knowledge of the initializer and differs from it by sampling noise only).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Optional
+
+import jax
+import numpy as np
+
+from jaxtickets.sparsity.masks import path_name
+
+PyTree = Any
+MASK1_ACTIONS = ("rewind", "reinit", "reinit_sign", "reshuffle", "reshuffle_sign",
+                 "constant", "constant_sign")
+MASK0_ACTIONS = ("zero", "frozen_init", "hybrid")
+
+
+def _map_kept(fn: Callable[[str, np.ndarray, np.ndarray], np.ndarray], params: PyTree,
+              mask: PyTree) -> PyTree:
+    """Applies fn(name, weights, mask) to every prunable leaf, in tree order."""
+    def visit(path, p, m):
+        if m is None:
+            return p
+        return fn(path_name(path), np.asarray(p), np.asarray(m, bool)).astype(np.asarray(p).dtype)
+
+    return jax.tree_util.tree_map_with_path(visit, params, mask,
+                                            is_leaf=lambda x: x is None)
+
+
+def _leaf(tree: PyTree, name: str) -> np.ndarray:
+    flat = {path_name(p): np.asarray(v) for p, v in jax.tree_util.tree_flatten_with_path(tree)[0]}
+    return flat[name]
+
+
+def layer_sigmas(theta0: PyTree, mask: PyTree) -> dict[str, float]:
+    """sigma_layer of each prunable kernel: the std of its whole initial tensor."""
+    out = {}
+
+    def record(name, w, m):
+        out[name] = float(np.std(np.asarray(w, np.float64)))
+        return w
+
+    _map_kept(record, theta0, mask)
+    return out
+
+
+def mask1_weights(action: str, rewind: PyTree, fresh: PyTree, mask: PyTree,
+                  sigmas: dict[str, float], seed: int) -> PyTree:
+    """Kept weights after P4's mask-1 action (Sec. 3): 'rewind' keeps the rewind values,
+    'reinit' takes a fresh draw from the initial distribution, 'reshuffle' permutes the
+    kept rewind values within the layer, 'constant' is +-sigma_layer with a random sign;
+    '_sign' variants take the sign of the rewind (initial) value."""
+    if action not in MASK1_ACTIONS:
+        raise ValueError(f"unknown mask-1 action {action!r}; choose one of {MASK1_ACTIONS}")
+    base, keep_sign = action.removesuffix("_sign"), action.endswith("_sign")
+    rng = np.random.default_rng(seed)
+
+    def act(name, w, m):
+        kept = w[m]
+        if base == "rewind":
+            return w
+        if base == "reinit":
+            values = _leaf(fresh, name)[m]
+        elif base == "reshuffle":
+            values = kept[rng.permutation(kept.size)]
+        else:  # constant
+            values = sigmas[name] * rng.choice(np.array([-1.0, 1.0]), size=kept.size)
+        if keep_sign:
+            values = np.abs(values) * np.where(kept < 0, -1.0, 1.0)
+        out = w.copy()
+        out[m] = values
+        return out
+
+    return _map_kept(act, rewind, mask)
+
+
+def add_noise(weights: PyTree, mask: PyTree, sigmas: dict[str, float], scale: float,
+              seed: int) -> PyTree:
+    """P2 App. F.7: Gaussian noise of std scale x sigma_layer added to the kept weights."""
+    rng = np.random.default_rng(seed)
+
+    def noisy(name, w, m):
+        out = w.astype(np.float64).copy()
+        out[m] += scale * sigmas[name] * rng.standard_normal(int(m.sum()))
+        return out
+
+    return _map_kept(noisy, weights, mask)
+
+
+def resample_kept(weights: PyTree, mask: PyTree, seed: int) -> PyTree:
+    """P2 App. F.3: kept weights drawn (with replacement) from the layer's own kept
+    initial values, i.e. from the ticket's per-layer distribution D_m."""
+    rng = np.random.default_rng(seed)
+
+    def draw(name, w, m):
+        out = w.copy()
+        kept = w[m]
+        if kept.size:
+            out[m] = kept[rng.integers(0, kept.size, size=kept.size)]
+        return out
+
+    return _map_kept(draw, weights, mask)
+
+
+def signed_constant(weights: PyTree, mask: PyTree, sigmas: dict[str, float]) -> PyTree:
+    """P4 Sec. 5's signed constant: kept weights become sigma_layer x sign(w)."""
+    return _map_kept(lambda name, w, m: np.where(m, sigmas[name] * np.where(w < 0, -1.0, 1.0),
+                                                 w), weights, mask)
+
+
+def value_mask(action: str, new_mask: PyTree, previous_mask: PyTree,
+               previous_values: Optional[PyTree], initial: PyTree, final: PyTree
+               ) -> Optional[PyTree]:
+    """Which entries carry a value after P4's mask-0 action (Sec. 4): trainable entries
+    plus the frozen ones, which hold their initial value. 'zero': None (the trainable
+    mask itself); 'frozen_init': every entry; 'hybrid': entries pruned now whose
+    magnitude did not shrink in the run that pruned them (|w_f| >= |w_i|), plus those
+    frozen earlier. `previous_values` is the previous level's value mask (None: its
+    trainable mask)."""
+    if action not in MASK0_ACTIONS:
+        raise ValueError(f"unknown mask-0 action {action!r}; choose one of {MASK0_ACTIONS}")
+    if action == "zero":
+        return None
+    previous_values = previous_values if previous_values is not None else previous_mask
+
+    def carry(path, new, old, old_values, wi, wf):
+        if new is None:
+            return None
+        if action == "frozen_init":
+            return np.ones_like(np.asarray(new, bool))
+        new, old, old_values = (np.asarray(x, bool) for x in (new, old, old_values))
+        grew = np.abs(np.asarray(wf)) >= np.abs(np.asarray(wi))
+        return new | (old_values & ~old) | (old & ~new & grew)
+
+    return jax.tree_util.tree_map_with_path(
+        carry, new_mask, previous_mask, previous_values, initial, final,
+        is_leaf=lambda x: x is None)

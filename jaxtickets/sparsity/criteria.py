@@ -1,0 +1,55 @@
+"""P4's mask criteria: a score M(w_i, w_f) per unpruned weight; the highest scores stay.
+
+Scores are computed per layer on the currently unpruned entries (the alpha of the two
+mixed criteria aligns each layer's percentiles), and pruning then removes the lowest
+scores with seeded random tie-breaking (pruning.py), so `random` (all scores equal) is
+a uniformly random mask with the same counts. Formulas: digest Sec. 1 (P4 Fig. 2).
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+
+Criterion = Callable[[np.ndarray, np.ndarray], np.ndarray]
+
+
+def _alpha(w_init: np.ndarray, w_final: np.ndarray) -> np.float32:
+    """Percentile alignment of |w_i| to |w_f| (digest item 8: the ratio of medians)."""
+    init_median = float(np.median(np.abs(w_init))) if w_init.size else 0.0
+    ratio = float(np.median(np.abs(w_final))) / init_median if init_median > 0 else 1.0
+    return np.float32(ratio)
+
+
+def _same_sign_magnitude(w_init: np.ndarray, w_final: np.ndarray, sign: float) -> np.ndarray:
+    """max(0, sign * w_i * w_f / |w_i|): |w_f| where the signs (dis)agree, else 0."""
+    return np.maximum(np.float32(0), np.float32(sign) * np.sign(w_init) * w_final)
+
+
+CRITERIA: dict[str, Criterion] = {
+    "large_final": lambda wi, wf: np.abs(wf),
+    "small_final": lambda wi, wf: -np.abs(wf),
+    "large_init": lambda wi, wf: np.abs(wi),
+    "small_init": lambda wi, wf: -np.abs(wi),
+    "large_init_large_final": lambda wi, wf: np.minimum(_alpha(wi, wf) * np.abs(wi),
+                                                        np.abs(wf)),
+    "small_init_small_final": lambda wi, wf: -np.maximum(_alpha(wi, wf) * np.abs(wi),
+                                                         np.abs(wf)),
+    "magnitude_increase": lambda wi, wf: np.abs(wf) - np.abs(wi),
+    "movement": lambda wi, wf: np.abs(wf - wi),
+    "random": lambda wi, wf: np.zeros_like(wf),
+    "large_final_same_sign": lambda wi, wf: _same_sign_magnitude(wi, wf, 1.0),
+    "large_final_diff_sign": lambda wi, wf: _same_sign_magnitude(wi, wf, -1.0),
+}
+NEEDS_INIT = frozenset(name for name in CRITERIA if name not in ("large_final", "small_final",
+                                                                 "random"))
+
+
+def score(name: str, w_init: np.ndarray, w_final: np.ndarray) -> np.ndarray:
+    """float32 scores of one layer's unpruned entries (1-D arrays of equal length)."""
+    if name not in CRITERIA:
+        raise ValueError(f"unknown mask criterion {name!r}; choose one of {sorted(CRITERIA)}")
+    w_init = np.asarray(w_init, np.float32)
+    w_final = np.asarray(w_final, np.float32)
+    return np.asarray(CRITERIA[name](w_init, w_final), np.float32)
