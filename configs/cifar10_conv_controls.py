@@ -22,6 +22,7 @@ Arguments after the colon: conv2, conv4 (default) or conv6, optionally ',smoke'.
 """
 
 from jaxtickets.config_schema import base_config
+from jaxtickets.experiment.presets import add_p4_trajectories
 
 # (Adam lr, conv rate per level, learned-mask lr, learned-mask steps): P4 Table S1 / S3
 RECIPES = {"conv2": (2e-4, 0.20, 100.0, 2000), "conv4": (3e-4, 0.20, 50.0, 1000),
@@ -29,9 +30,6 @@ RECIPES = {"conv2": (2e-4, 0.20, 100.0, 2000), "conv4": (3e-4, 0.20, 50.0, 1000)
 
 
 def get_config(arg: str | None = None):
-    import importlib.util
-    import pathlib
-
     parts = [p for p in (arg or "").split(",") if p]
     smoke = "smoke" in parts
     names = [p for p in parts if p != "smoke"]
@@ -40,11 +38,6 @@ def get_config(arg: str | None = None):
                          f"one of {sorted(RECIPES)} optionally followed by ',smoke'")
     name = names[0] if names else "conv4"
     lr, conv_rate, mask_lr, mask_steps = RECIPES[name]
-    spec = importlib.util.spec_from_file_location(
-        "mnist_criteria", pathlib.Path(__file__).with_name("mnist_criteria.py"))
-    criteria_config = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(criteria_config)
-
     config = base_config()
     config.num_replicates = 2
     config.model.name = name
@@ -68,7 +61,7 @@ def get_config(arg: str | None = None):
     config.supermask.learning_rate = mask_lr
     config.supermask.batch_size = 60
     config.supermask.eval_every = 100
-    criteria_config.add_p4_trajectories(config)
+    add_p4_trajectories(config)
     config.generation.large_final.branches += ",learned_supermask"
     config.runtime.steps_per_call = 1  # XLA:CPU convolutions are slow inside lax.scan
     if smoke:
@@ -86,7 +79,7 @@ def get_config(arg: str | None = None):
         config.supermask.eval_every = 10
         config.supermask.eval_samples = 2
         config.generation = type(config.generation)()
-        criteria_config.add_p4_trajectories(config, ("large_final", "magnitude_increase"),
+        add_p4_trajectories(config, ("large_final", "magnitude_increase"),
                                             ("constant_sign",), ("hybrid",))
         config.generation.large_final.branches += ",learned_supermask"
         config.runtime.log_every_seconds = 30.0

@@ -24,59 +24,23 @@ Arguments after the colon: (none) the protocol above; smoke: the embedded subset
 levels of 200 steps, a few trajectories, for tests.
 """
 
-from jaxtickets.config_schema import add_source, base_config
-from jaxtickets.sparsity.actions import MASK0_ACTIONS, MASK1_ACTIONS
-from jaxtickets.sparsity.criteria import CRITERIA
-
-SUPERMASKS = "ticket,supermask_init,supermask_constant"
-
-
-def add_p4_trajectories(config, criteria=tuple(CRITERIA), mask1=MASK1_ACTIONS[1:],
-                        mask0=MASK0_ACTIONS[1:]) -> None:
-    """One source per criterion (named after it), per mask-1 action ('m1_' + name) and
-    per mask-0 action ('m0_' + name); every one evaluates its masks as supermasks."""
-    for name in criteria:
-        add_source(config, name, criterion=name, branches=SUPERMASKS)
-    for action in mask1:
-        add_source(config, f"m1_{action}", mask1_action=action, branches="ticket")
-    for action in mask0:
-        add_source(config, f"m0_{action}", mask0_action=action, branches="ticket")
-
+from jaxtickets.config_schema import base_config
+from jaxtickets.experiment.presets import (add_p4_trajectories, embedded_mnist_smoke,
+                                           p4_lenet_short)
 
 def get_config(arg: str | None = None):
     config = base_config()
-    config.num_replicates = 2
-    config.model.name = "lenet300_100"
-    config.data.dataset = "mnist"
-    config.data.source = "tfds"
-    config.data.validation_size = 5000
-    config.train.batch_size = 60
-    config.train.duration = "3000st"
-    config.train.optimizer = "adam"
-    config.train.learning_rate = 1.2e-3
-    config.train.eval_every = "500st"
-    config.train.checkpoint_every = "3000st"
-    config.pruning.method = "layerwise"
+    p4_lenet_short(config)
     config.pruning.rates.dense = 0.36
     config.pruning.rates.output = 0.18
     config.pruning.levels = 7
-    config.branches = "ticket"
     add_p4_trajectories(config)
     if arg in (None, ""):
         return config
     if arg == "smoke":
-        config.num_replicates = 1
-        config.data.source = "embedded"
-        config.data.validation_size = 1000
-        config.data.train_size = 3000
-        config.data.test_size = 1000
-        config.train.duration = "200st"
-        config.train.eval_every = "100st"
-        config.train.checkpoint_every = "200st"
-        config.pruning.levels = 2
+        embedded_mnist_smoke(config)
         config.generation = type(config.generation)()
         add_p4_trajectories(config, ("large_final", "random", "large_init_large_final"),
                             ("reshuffle_sign", "constant"), ("hybrid",))
-        config.runtime.log_every_seconds = 30.0
         return config
     raise ValueError(f"configs/mnist_criteria.py: unknown argument {arg!r}; use smoke")

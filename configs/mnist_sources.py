@@ -22,20 +22,14 @@ levels of 200 steps, every source, for tests.
 """
 
 from jaxtickets.config_schema import base_config
-from jaxtickets.experiment.presets import P0_CPU_SOURCES, add_sources
+from jaxtickets.experiment.presets import P0_CPU_SOURCES, add_sources, lenet_mnist
 
 
 def get_config(arg: str | None = None):
     config = base_config()
     config.num_replicates = 3
-    config.model.name = "lenet300_100"
-    config.data.dataset = "mnist"
-    config.data.source = "tfds"
-    config.data.validation_size = 5000
-    config.train.batch_size = 60
+    lenet_mnist(config)
     config.train.duration = "165000ex"
-    config.train.optimizer = "adam"
-    config.train.learning_rate = 1.2e-3
     config.train.eval_every = "25000ex"
     config.train.checkpoint_every = "100000ex"
     config.pruning.method = "global"

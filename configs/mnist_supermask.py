@@ -24,51 +24,29 @@ levels of 200 steps, one learned mask of 100 steps, for tests.
 """
 
 from jaxtickets.config_schema import add_source, base_config
-
-SUPERMASKS = "ticket,supermask_init,supermask_constant"
+from jaxtickets.experiment.presets import P4_SUPERMASKS, embedded_mnist_smoke, p4_lenet_short
 
 
 def get_config(arg: str | None = None):
     config = base_config()
-    config.num_replicates = 2
-    config.model.name = "lenet300_100"
-    config.data.dataset = "mnist"
-    config.data.source = "tfds"
-    config.data.validation_size = 5000
-    config.train.batch_size = 60
-    config.train.duration = "3000st"
-    config.train.optimizer = "adam"
-    config.train.learning_rate = 1.2e-3
-    config.train.eval_every = "500st"
-    config.train.checkpoint_every = "3000st"
-    config.pruning.method = "layerwise"
+    p4_lenet_short(config)
     config.pruning.levels = 16
-    config.branches = "ticket"
     config.supermask.logit_inits = "-3,-1,0,1,3"
     config.supermask.steps = 2000
     config.supermask.learning_rate = 100.0
     config.supermask.batch_size = 128
     config.supermask.eval_every = 100
     config.supermask.eval_samples = 10
-    add_source(config, "large_final", branches=SUPERMASKS + ",learned_supermask")
+    add_source(config, "large_final", branches=P4_SUPERMASKS + ",learned_supermask")
     add_source(config, "large_final_same_sign", criterion="large_final_same_sign",
-               branches=SUPERMASKS)
+               branches=P4_SUPERMASKS)
     if arg in (None, ""):
         return config
     if arg == "smoke":
-        config.num_replicates = 1
-        config.data.source = "embedded"
-        config.data.validation_size = 1000
-        config.data.train_size = 3000
-        config.data.test_size = 1000
-        config.train.duration = "200st"
-        config.train.eval_every = "100st"
-        config.train.checkpoint_every = "200st"
-        config.pruning.levels = 2
+        embedded_mnist_smoke(config)
         config.supermask.logit_inits = "1"
         config.supermask.steps = 100
         config.supermask.eval_every = 50
         config.supermask.eval_samples = 2
-        config.runtime.log_every_seconds = 30.0
         return config
     raise ValueError(f"configs/mnist_supermask.py: unknown argument {arg!r}; use smoke")

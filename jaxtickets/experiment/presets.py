@@ -5,6 +5,8 @@ from __future__ import annotations
 import ml_collections
 
 from jaxtickets.config_schema import add_source
+from jaxtickets.sparsity.actions import MASK0_ACTIONS, MASK1_ACTIONS
+from jaxtickets.sparsity.criteria import CRITERIA
 
 # P0's sources at CPU scale (configs/mnist_sources.py, configs/cifar10_sources.py); the
 # random ticket is drawn from the labels ticket's mask at each evaluated level.
@@ -43,3 +45,59 @@ def shrink_to_smoke(config: ml_collections.ConfigDict) -> None:
         source = config.generation[name]
         source.duration = source.decay_at = source.rewind = ""
     config.runtime.log_every_seconds = 60.0
+
+
+def lenet_mnist(config: ml_collections.ConfigDict) -> None:
+    """LeNet-300-100 on the full MNIST (TFDS, 5,000 validation images) with P2/P4's
+    Adam 1.2e-3 at batch 60: the base of the CPU-scale MNIST configs."""
+    config.model.name = "lenet300_100"
+    config.data.dataset = "mnist"
+    config.data.source = "tfds"
+    config.data.validation_size = 5000
+    config.train.batch_size = 60
+    config.train.optimizer = "adam"
+    config.train.learning_rate = 1.2e-3
+
+
+def p4_lenet_short(config: ml_collections.ConfigDict) -> None:
+    """P4 Table S1's LeNet-300-100 recipe (layer-wise pruning, 2 replicates) with every
+    run cut to 3,000 steps (P4: 50K), evaluated every 500: configs/mnist_supermask.py
+    and configs/mnist_criteria.py."""
+    lenet_mnist(config)
+    config.num_replicates = 2
+    config.train.duration = "3000st"
+    config.train.eval_every = "500st"
+    config.train.checkpoint_every = "3000st"
+    config.pruning.method = "layerwise"
+    config.branches = "ticket"
+
+
+def embedded_mnist_smoke(config: ml_collections.ConfigDict) -> None:
+    """An MNIST config cut to seconds for the tests: one replicate on 3,000 embedded
+    training images, 2 levels of 200 steps."""
+    config.num_replicates = 1
+    config.data.source = "embedded"
+    config.data.validation_size = 1000
+    config.data.train_size = 3000
+    config.data.test_size = 1000
+    config.train.duration = "200st"
+    config.train.eval_every = "100st"
+    config.train.checkpoint_every = "200st"
+    config.pruning.levels = 2
+    config.runtime.log_every_seconds = 30.0
+
+
+P4_SUPERMASKS = "ticket,supermask_init,supermask_constant"
+
+
+def add_p4_trajectories(config: ml_collections.ConfigDict, criteria=tuple(CRITERIA),
+                        mask1=MASK1_ACTIONS[1:], mask0=MASK0_ACTIONS[1:]) -> None:
+    """P4 Figs. 3-5 as sources: one per mask criterion (named after it, its masks also
+    evaluated as supermasks on the untrained network), one per mask-1 action
+    ('m1_' + name, large_final masks) and one per mask-0 action ('m0_' + name)."""
+    for name in criteria:
+        add_source(config, name, criterion=name, branches=P4_SUPERMASKS)
+    for action in mask1:
+        add_source(config, f"m1_{action}", mask1_action=action, branches="ticket")
+    for action in mask0:
+        add_source(config, f"m0_{action}", mask0_action=action, branches="ticket")

@@ -24,6 +24,7 @@ from jax.sharding import Mesh
 
 from jaxtickets.parallel import batch_sharded, make_mesh, replicated
 from jaxtickets.training.batches import BatchOrder, DeviceSplit, device_indices, eval_chunks
+from jaxtickets.training.loop import early_stop, summarize
 
 if TYPE_CHECKING:
     from jaxtickets.experiment.setup import Setup
@@ -260,19 +261,10 @@ def train_supermask(setup: Setup, variables: dict, mask: PyTree, recipe: Superma
 
 
 def _summary(history: list[dict], recipe: SupermaskRecipe, wall: float) -> dict:
-    best = min(history, key=lambda h: (h["validation_loss"], h["step"]))
-    last = history[-1]
+    """The run summary of the training loop plus the learned masks' densities."""
+    best, last = early_stop(history), history[-1]
     return {
-        "early_stop_step": best["step"],
-        "early_stop_test_accuracy": best["test_accuracy"],
-        "early_stop_validation_loss": best["validation_loss"],
-        "early_stop_validation_accuracy": best["validation_accuracy"],
-        "test_accuracy": last["test_accuracy"],
-        "test_loss": last["test_loss"],
-        "validation_accuracy": last["validation_accuracy"],
-        "validation_loss": last["validation_loss"],
-        "train_accuracy": last["train_accuracy"],
-        "wall_seconds": wall,
+        **summarize(history, wall),
         "start_step": 0,
         "train_steps": recipe.steps,
         "density": last["density"],

@@ -42,24 +42,32 @@ class RunOutcome:
     wall_seconds: float
 
     def early_stop(self) -> dict:
-        """P2's metric: the evaluation of minimum validation loss (first one on ties)."""
-        best = min(self.history, key=lambda h: (h["validation_loss"], h["step"]))
-        return best
+        return early_stop(self.history)
 
     def summary(self) -> dict:
-        best, last = self.early_stop(), self.history[-1]
-        return {
-            "early_stop_step": best["step"],
-            "early_stop_test_accuracy": best["test_accuracy"],
-            "early_stop_validation_loss": best["validation_loss"],
-            "early_stop_validation_accuracy": best["validation_accuracy"],
-            "test_accuracy": last["test_accuracy"],
-            "test_loss": last["test_loss"],
-            "validation_accuracy": last["validation_accuracy"],
-            "validation_loss": last["validation_loss"],
-            "train_accuracy": last["train_accuracy"],
-            "wall_seconds": self.wall_seconds,
-        }
+        return summarize(self.history, self.wall_seconds)
+
+
+def early_stop(history: list[dict]) -> dict:
+    """P2's metric: the evaluation of minimum validation loss (first one on ties)."""
+    return min(history, key=lambda h: (h["validation_loss"], h["step"]))
+
+
+def summarize(history: list[dict], wall_seconds: float) -> dict:
+    """A run's summary: its early-stop evaluation and its last one."""
+    best, last = early_stop(history), history[-1]
+    return {
+        "early_stop_step": best["step"],
+        "early_stop_test_accuracy": best["test_accuracy"],
+        "early_stop_validation_loss": best["validation_loss"],
+        "early_stop_validation_accuracy": best["validation_accuracy"],
+        "test_accuracy": last["test_accuracy"],
+        "test_loss": last["test_loss"],
+        "validation_accuracy": last["validation_accuracy"],
+        "validation_loss": last["validation_loss"],
+        "train_accuracy": last["train_accuracy"],
+        "wall_seconds": wall_seconds,
+    }
 
 
 class Progress:
