@@ -22,7 +22,8 @@ levels of 200 steps, every source, for tests.
 """
 
 from jaxtickets.config_schema import base_config
-from jaxtickets.experiment.presets import P0_CPU_SOURCES, add_sources, lenet_mnist
+from jaxtickets.experiment.presets import (P0_CPU_SOURCES, add_sources, embedded_mnist_smoke,
+                                           lenet_mnist)
 
 
 def get_config(arg: str | None = None):
@@ -44,18 +45,12 @@ def get_config(arg: str | None = None):
     if arg in (None, ""):
         return config
     if arg == "smoke":
-        config.num_replicates = 1
-        config.data.source = "embedded"
-        config.data.validation_size = 1000
-        config.data.train_size = 3000
-        config.data.test_size = 1000
-        config.train.duration = "12000ex"
+        embedded_mnist_smoke(config)
+        config.train.duration = "12000ex"  # 200 steps, in this config's units
         config.train.eval_every = "6000ex"
         config.train.checkpoint_every = "6000ex"
-        config.pruning.levels = 2
         config.pruning.rewind = "600ex"
         config.pruning.evaluate_levels = "2"
         config.generation.labels.evaluate_levels = "0,2"
-        config.runtime.log_every_seconds = 30.0
         return config
     raise ValueError(f"configs/mnist_sources.py: unknown argument {arg!r}; use smoke")

@@ -31,7 +31,13 @@ SHIPPED = [("mnist_lenet", None), ("mnist_lenet", "demo"), ("mnist_lenet", "smok
            ("cifar10_conv", "conv2,smoke"), ("cifar10_conv", "conv4,smoke"),
            ("cifar10_conv", "conv6,smoke"), ("cifar10_conv", "smoke"),
            ("mnist_sources", None), ("mnist_sources", "smoke"), ("cifar10_sources", None),
-           ("cifar10_p0", "resnet18"), ("cifar10_p0", "vgg19,smoke")]
+           ("cifar10_p0", "resnet18"), ("cifar10_p0", "vgg19,smoke"),
+           ("mnist_supermask", None), ("mnist_supermask", "short"),
+           ("mnist_supermask", "smoke"),
+           ("mnist_criteria", None), ("mnist_criteria", "smoke"),
+           ("cifar10_conv_controls", "conv2"), ("cifar10_conv_controls", "conv6"),
+           ("cifar10_conv_controls", "conv4,smoke"), ("p3_resnet20", None),
+           ("p3_resnet20", "0.01,wr"), ("p3_resnet20", "0.1,wr,smoke")]
 
 # Training images before the validation split, per (dataset, source) (see datasets.py;
 # the embedded size is checked against the real file below).

@@ -171,6 +171,23 @@ def test_one_shot_rates():
         one_shot_rate(0.125, 8, "linear")
 
 
+def test_p2_linear_one_shot_levels_match_fig_4c():
+    """P2 Fig. 4c's x-axis: hidden layers pruned in 12.5% steps, the output at half the
+    rate, % of all LeNet-300-100 kernel weights remaining (digest item 12)."""
+    from jaxtickets.models import create_model
+    from jaxtickets.sparsity.masks import kernel_density
+
+    params = create_model("lenet300_100", 10).init(
+        jax.random.PRNGKey(0), jnp.zeros((1, 28, 28, 1)), train=False)["params"]
+    dense = init_mask(params, PrunablePolicy())
+    got = [100.0] + [
+        100 * kernel_density(prune_layerwise(
+            params, dense, {k: one_shot_rate(r, level, "linear") for k, r in
+                            {"dense": 0.125, "output": 0.0625}.items()}, seed=level), params)
+        for level in range(1, 8)]
+    assert got == pytest.approx([100, 87.5, 75.0, 62.6, 50.1, 37.6, 25.1, 12.7], abs=0.06)
+
+
 def test_prune_at_init_keeps_the_largest_initial_weights_per_layer():
     init = _params(0)
     mask = _mask(init, keep=0.3)

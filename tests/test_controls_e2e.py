@@ -169,6 +169,9 @@ def test_bad_control_settings_are_named(change, message, tmp_path):
 
 
 def test_p4_configs_build():
-    for name in ("mnist_criteria", "mnist_supermask"):
-        for arg in (None, "smoke"):
+    for name, args in (("mnist_criteria", (None, "smoke")),
+                       ("mnist_supermask", (None, "short", "smoke"))):
+        for arg in args:
             validate(load_config(name, arg))
+    with pytest.raises(ValueError, match="unknown argument"):
+        load_config("mnist_supermask", "long")

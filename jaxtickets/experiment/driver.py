@@ -23,6 +23,7 @@ import numpy as np
 from jaxtickets import checkpoints
 from jaxtickets.config_schema import identity, parse_logit_inits, validate
 from jaxtickets.errors import ConfigError
+from jaxtickets.analysis.correlation import correlation_indicator, kernel_layers
 from jaxtickets.analysis.flops import forward_flops, training_flops
 from jaxtickets.data.datasets import Splits, load_splits
 from jaxtickets.experiment import controls, results, workdir as workdir_lib
@@ -407,7 +408,8 @@ class Experiment:
                  "batch_stats": host_copy(outcome.state.batch_stats)}
         checkpoints.save_tree(final_path, final)
         summary = {**outcome.summary(), "start_step": start_step,
-                   "train_steps": setup.schedule.total - start_step}
+                   "train_steps": setup.schedule.total - start_step,
+                   "init_final_correlation": start_final_correlation(weights, final, mask)}
         checkpoints.write_json(metrics_path, {"summary": summary, "history": outcome.history})
         return summary, final
 
@@ -503,6 +505,16 @@ class Experiment:
         }
 
 
+def start_final_correlation(start: PyTree, final: PyTree, mask: PyTree) -> float:
+    """P3 App. G's R_p(theta_start * m, theta_final * m) at p = CORRELATION_P over the
+    run's remaining prunable weights: near p, the run moved away from its start; near 1,
+    it stayed close (P3: a sign of too low a learning rate)."""
+    first, masks = kernel_layers(start["params"], mask)
+    second, _ = kernel_layers(final["params"], mask)
+    return correlation_indicator(first, second, CORRELATION_P, masks)
+
+
+CORRELATION_P = 0.5  # P3 Fig. G.1's example
 PERMUTATION_STREAM = 3
 ACTION_STREAM = 4       # noise and D_m draws of the control branches
 MASK1_STREAM = 5        # the mask-1 actions' draws (and the reinit action's weights)
