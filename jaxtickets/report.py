@@ -44,6 +44,9 @@ def _parser() -> argparse.ArgumentParser:
                    help="row key to tabulate and plot (default: %(default)s)")
     p.add_argument("--band", choices=plots.BANDS, default="sem",
                    help="plot band: ±1 s.e., ±1 std or min-max (default: %(default)s)")
+    p.add_argument("--level", action="append", type=int, default=[], metavar="L",
+                   help="also write level_L.md: that level with a row per source and a "
+                        "column per branch (repeat for several levels)")
     return p
 
 
@@ -55,7 +58,8 @@ def _ylabel(metric: str) -> str:
 
 def make_report(workdirs: Sequence[str], out: str | pathlib.Path,
                 labels: Optional[Sequence[str]] = None,
-                metric: str = "early_stop_test_accuracy", band: str = "sem") -> dict:
+                metric: str = "early_stop_test_accuracy", band: str = "sem",
+                levels: Sequence[int] = ()) -> dict:
     """Writes every output; returns {name: path}. Raises ResultsError for bad inputs."""
     if labels and len(labels) != len(workdirs):
         raise aggregate.ResultsError(f"{len(labels)} --label for {len(workdirs)} --workdir; "
@@ -73,6 +77,12 @@ def make_report(workdirs: Sequence[str], out: str | pathlib.Path,
 
     cells = aggregate.aggregate(runs, metric)
     computes = aggregate.compute(runs)
+    level_texts = {}
+    for level in levels:  # checked before anything is written
+        try:
+            level_texts[f"level_{level}.md"] = tables.level_markdown(cells, metric, level)
+        except ValueError as err:
+            raise aggregate.ResultsError(f"--level {level}: {err}") from err
     out = pathlib.Path(out)
     out.mkdir(parents=True, exist_ok=True)
     paths = {name: out / name for name in OUTPUTS}
@@ -80,6 +90,9 @@ def make_report(workdirs: Sequence[str], out: str | pathlib.Path,
     paths["table.csv"].write_text(tables.cells_csv(cells, metric))
     paths["compute.md"].write_text(tables.compute_markdown(computes, sources))
     paths["compute.csv"].write_text(tables.compute_csv(computes))
+    for name, text in level_texts.items():
+        paths[name] = out / name
+        paths[name].write_text(text)
     scale = 100.0 if tables.is_percent(metric) else 1.0
     plots.plot_vs_remaining(cells, paths["accuracy_vs_remaining.png"], ylabel=_ylabel(metric),
                             title=metric, scale=scale, band=band)
@@ -93,12 +106,15 @@ def make_report(workdirs: Sequence[str], out: str | pathlib.Path,
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = _parser().parse_args(argv)
     try:
-        paths = make_report(args.workdir, args.out, args.label, args.metric, args.band)
+        paths = make_report(args.workdir, args.out, args.label, args.metric, args.band,
+                            args.level)
     except aggregate.ResultsError as e:
         print(f"report: error: {e}", file=sys.stderr)
         return 2
     print(paths["table.md"].read_text())
     print(paths["compute.md"].read_text())
+    for level in args.level:
+        print(paths[f"level_{level}.md"].read_text())
     print("wrote " + ", ".join(str(p) for p in paths.values()))
     return 0
 

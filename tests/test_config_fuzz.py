@@ -37,7 +37,8 @@ SHIPPED = [("mnist_lenet", None), ("mnist_lenet", "demo"), ("mnist_lenet", "smok
            ("mnist_criteria", None), ("mnist_criteria", "smoke"),
            ("cifar10_conv_controls", "conv2"), ("cifar10_conv_controls", "conv6"),
            ("cifar10_conv_controls", "conv4,smoke"), ("p3_resnet20", None),
-           ("p3_resnet20", "0.01,wr"), ("p3_resnet20", "0.1,wr,smoke")]
+           ("p3_resnet20", "0.01,wr"), ("p3_resnet20", "0.1,wr,smoke"),
+           ("mnist_p2_controls", None), ("mnist_p2_controls", "smoke")]
 
 # Training images before the validation split, per (dataset, source) (see datasets.py;
 # the embedded size is checked against the real file below).

@@ -146,3 +146,22 @@ def test_mnist_criteria_reproduces_p4_orderings(tmp_path):
         assert acc[f"m1_{action}_sign"] > acc[f"m1_{action}"]
         assert acc[f"m1_{action}_sign"] >= acc["large_final"] - 1.0  # close to rewind
     assert acc["m0_hybrid"] >= acc["large_final"] - 0.2  # at least as good as zero
+
+
+@pytest.mark.slow
+@needs_mnist
+def test_mnist_p2_controls_reproduce_p2_orderings(tmp_path):
+    """P2's controls at 10.7% remaining (level 10), replicate means (~25 min): the ticket
+    beats random reinit, D_m reinit, the random sparse network and pruning at iteration
+    0; noise of 3 sigma still beats random reinit (App. F.7); IMP beats one-shot."""
+    config = load_config("mnist_p2_controls")
+    config.data.data_dir = _full_mnist(tmp_path)
+    rows = run_experiment(config, tmp_path / "run")["rows"]
+    acc = {(name, branch): float(np.mean([r["early_stop_test_accuracy"] for r in members]))
+           for (name, level, branch), members in
+           _by(rows, "source_name", "level", "branch").items() if level == 10}
+    ticket = acc[("imp", "ticket")]
+    for branch in ("random_reinit", "reinit_dm", "random_ticket_local", "prune_at_init"):
+        assert ticket > acc[("imp", branch)], branch
+    assert acc[("imp", "noise_3")] > acc[("imp", "random_reinit")]
+    assert ticket > acc[("one_shot", "ticket")]

@@ -170,6 +170,7 @@ def test_bad_control_settings_are_named(change, message, tmp_path):
 
 def test_p4_configs_build():
     for name, args in (("mnist_criteria", (None, "smoke")),
+                       ("mnist_p2_controls", (None, "smoke")),
                        ("mnist_supermask", (None, "short", "smoke"))):
         for arg in args:
             validate(load_config(name, arg))

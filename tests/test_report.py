@@ -230,6 +230,30 @@ def test_step_metric_and_default_labels(synthetic, tmp_path):
     assert "full labels:cifar10 ticket (n=4)" in (out / "table.md").read_text()
 
 
+def test_level_table_rows_are_sources_and_columns_branches(synthetic, tmp_path):
+    full, subset = synthetic
+    out = tmp_path / "report"
+    assert report.main(["--workdir", str(full), "--workdir", str(subset), "--out", str(out),
+                        "--level", "2"]) == 0
+    header, *body = [line for line in (out / "level_2.md").read_text().splitlines()
+                     if line.startswith("| ")]
+    assert header == "| source | ticket | random_reinit |"
+    rows = _rows_by_column({"full": full, "subset": subset})
+    for line, (label, source) in zip(body, (("full", "labels:cifar10"),
+                                            ("subset", "labels:cifar10_10pct"))):
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        assert cells[0] == f"{label} {source}"
+        for text, branch in zip(cells[1:], ("ticket", "random_reinit")):
+            values = [r["early_stop_test_accuracy"] for r in rows[label]
+                      if r["level"] == 2 and r["branch"] == branch]
+            mean, n = text.split(" ± ")[0], text.rsplit("(", 1)[1].rstrip(")")
+            assert abs(float(mean) - 100 * np.mean(values)) <= 0.005 and int(n) == len(values)
+    # A level that no row has stops the report before anything is written.
+    assert report.main(["--workdir", str(full), "--out", str(tmp_path / "none"),
+                        "--level", "9"]) == 2
+    assert not (tmp_path / "none").exists()
+
+
 def test_missing_and_corrupt_results_exit_2(synthetic, tmp_path, capsys):
     full, _ = synthetic
     missing = tmp_path / "nothing_here"

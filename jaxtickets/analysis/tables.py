@@ -131,6 +131,31 @@ def markdown_table(cells: Sequence[Cell], metric: str, sources: Sequence[str] = 
     return "\n".join(lines) + "\n"
 
 
+def level_markdown(cells: Sequence[Cell], metric: str, level: int) -> str:
+    """One level as a comparison table: a row per (workdir, source), a column per branch,
+    'mean ± s.e. (n)' cells: the view for controls and criteria side by side."""
+    at = [c for c in cells if c.level == level]
+    if not at:
+        raise ValueError(f"no rows at level {level} (levels: "
+                         f"{sorted({c.level for c in cells})})")
+    show_label = len({c.column.label for c in at}) > 1
+    rows = list(dict.fromkeys((c.column.label, c.column.source) for c in at))
+    branches = list(dict.fromkeys(c.column.branch for c in at))
+    by_key = {(c.column.label, c.column.source, c.column.branch): c for c in at}
+    unit = "%, " if is_percent(metric) else ""
+    densities = list(dict.fromkeys(format_density(c.density) for c in at))
+    lines = [f"**{metric}** at level {level} ({unit}mean ± s.e. over replicates (n); "
+             f"fraction remaining {' / '.join(densities)})", "",
+             "| " + " | ".join(["source"] + branches) + " |", "|" + "---|" * (len(branches) + 1)]
+    for label, source in rows:
+        name = f"{label} {source}" if show_label else source
+        texts = [f"{format_cell(by_key[(label, source, b)], metric)} "
+                 f"({by_key[(label, source, b)].stats.n})"
+                 if (label, source, b) in by_key else MISSING for b in branches]
+        lines.append("| " + " | ".join([name] + texts) + " |")
+    return "\n".join(lines) + "\n"
+
+
 def _csv_float(value: float) -> str:
     return "" if value is None or (isinstance(value, float) and math.isnan(value)) else repr(
         float(value))
