@@ -70,16 +70,17 @@ def control_weights(branch: str, ctx: LevelContext, mask: PyTree, seed: int) -> 
     """The weights the control starts from (pruned entries are zeroed by the mask)."""
     if branch in FRESH_WEIGHTS:
         return ctx.fresh
-    if branch == "prune_at_init":
+    if branch in ("prune_at_init", "supermask_init"):  # supermasks: the untrained network
         return ctx.initial
+    if branch == "supermask_constant":
+        return {"params": actions.signed_constant(ctx.initial["params"], mask, ctx.sigmas()),
+                "batch_stats": ctx.initial["batch_stats"]}
     params = ctx.ticket["params"]
     scale = noise_scale(branch)
     if scale is not None:
         params = actions.add_noise(params, mask, ctx.sigmas(), scale, seed)
     elif branch == "reinit_dm":
         params = actions.resample_kept(params, mask, seed)
-    elif branch == "supermask_constant":
-        params = actions.signed_constant(params, mask, ctx.sigmas())
-    elif branch != "supermask_init":
+    else:
         raise ValueError(f"branch {branch!r} has no start weights here")
     return {"params": params, "batch_stats": ctx.ticket["batch_stats"]}
