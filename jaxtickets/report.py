@@ -19,6 +19,7 @@ A missing or unreadable results.json stops with a message naming it and exit sta
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import pathlib
 import sys
 from typing import Optional, Sequence
@@ -44,6 +45,8 @@ def _parser() -> argparse.ArgumentParser:
                    help="row key to tabulate and plot (default: %(default)s)")
     p.add_argument("--band", choices=plots.BANDS, default="sem",
                    help="plot band: ±1 s.e., ±1 std or min-max (default: %(default)s)")
+    p.add_argument("--branch", action="append", default=[], metavar="NAME",
+                   help="only rows of this branch (repeat for several; default: all)")
     p.add_argument("--level", action="append", type=int, default=[], metavar="L",
                    help="also write level_L.md: that level with a row per source and a "
                         "column per branch (repeat for several levels)")
@@ -59,7 +62,7 @@ def _ylabel(metric: str) -> str:
 def make_report(workdirs: Sequence[str], out: str | pathlib.Path,
                 labels: Optional[Sequence[str]] = None,
                 metric: str = "early_stop_test_accuracy", band: str = "sem",
-                levels: Sequence[int] = ()) -> dict:
+                levels: Sequence[int] = (), branches: Sequence[str] = ()) -> dict:
     """Writes every output; returns {name: path}. Raises ResultsError for bad inputs."""
     if labels and len(labels) != len(workdirs):
         raise aggregate.ResultsError(f"{len(labels)} --label for {len(workdirs)} --workdir; "
@@ -74,6 +77,8 @@ def make_report(workdirs: Sequence[str], out: str | pathlib.Path,
                 "name them with --label")
         seen[run.label] = run.path
     sources = [str(run.path) for run in runs]
+    if branches:
+        runs = [_only_branches(run, branches) for run in runs]
 
     cells = aggregate.aggregate(runs, metric)
     computes = aggregate.compute(runs)
@@ -103,11 +108,19 @@ def make_report(workdirs: Sequence[str], out: str | pathlib.Path,
     return paths
 
 
+def _only_branches(run: aggregate.Run, branches: Sequence[str]) -> aggregate.Run:
+    keep = lambda rows: [r for r in rows if r.get("branch") in branches]  # noqa: E731
+    if not keep(run.rows):
+        raise aggregate.ResultsError(f"{run.path}: no rows of branch {', '.join(branches)} "
+                                     f"(branches: {sorted({r['branch'] for r in run.rows})})")
+    return dataclasses.replace(run, rows=keep(run.rows), stages=keep(run.stages))
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = _parser().parse_args(argv)
     try:
         paths = make_report(args.workdir, args.out, args.label, args.metric, args.band,
-                            args.level)
+                            args.level, args.branch)
     except aggregate.ResultsError as e:
         print(f"report: error: {e}", file=sys.stderr)
         return 2

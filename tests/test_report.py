@@ -248,6 +248,14 @@ def test_level_table_rows_are_sources_and_columns_branches(synthetic, tmp_path):
                       if r["level"] == 2 and r["branch"] == branch]
             mean, n = text.split(" ± ")[0], text.rsplit("(", 1)[1].rstrip(")")
             assert abs(float(mean) - 100 * np.mean(values)) <= 0.005 and int(n) == len(values)
+    # --branch keeps only those rows (tables, plots and compute alike).
+    only = tmp_path / "only"
+    assert report.main(["--workdir", str(full), "--out", str(only), "--level", "2",
+                        "--branch", "ticket"]) == 0
+    assert "| source | ticket |" in (only / "level_2.md").read_text()
+    assert {l["branch"] for l in _read_csv(only / "compute.csv")} == {"ticket"}
+    assert report.main(["--workdir", str(full), "--out", str(tmp_path / "x"),
+                        "--branch", "nothing"]) == 2
     # A level that no row has stops the report before anything is written.
     assert report.main(["--workdir", str(full), "--out", str(tmp_path / "none"),
                         "--level", "9"]) == 2

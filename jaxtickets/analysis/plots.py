@@ -15,6 +15,7 @@ from jaxtickets.analysis.tables import column_names
 
 BANDS = ("sem", "std", "minmax")
 BAND_TEXT = {"sem": "±1 s.e.", "std": "±1 std", "minmax": "min–max"}
+MARKERS = ("o", "s", "^", "D", "v")
 LINESTYLES = ("-", "--", ":", "-.")
 
 
@@ -44,17 +45,20 @@ def plot_vs_remaining(cells: Sequence[Cell], path: pathlib.Path, *, ylabel: str,
     series = list(dict.fromkeys((c.source, c.branch) for c in columns))
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
 
-    fig, ax = plt.subplots(figsize=(7, 4.5))
+    crowded = len(columns) > 10  # legend beside the axes, markers tell colour repeats apart
+    fig, ax = plt.subplots(figsize=(11, 5) if crowded else (7, 4.5))
     for column in columns:
         mine = sorted((c for c in cells if c.column == column), key=lambda c: c.level)
         x = [100 * c.density for c in mine]
         y = [scale * c.stats.mean for c in mine]
         lo, hi = zip(*(_band(c, band) for c in mine))
-        color = colors[series.index((column.source, column.branch)) % len(colors)]
+        index = series.index((column.source, column.branch))
+        color = colors[index % len(colors)]
+        marker = MARKERS[(index // len(colors)) % len(MARKERS)]
         style = LINESTYLES[labels.index(column.label) % len(LINESTYLES)]
         n = sorted({c.stats.n for c in mine})
         n_text = f"n={n[0]}" if len(n) == 1 else f"n={n[0]}–{n[-1]}"
-        ax.plot(x, y, marker="o", markersize=4, color=color, linestyle=style,
+        ax.plot(x, y, marker=marker, markersize=4, color=color, linestyle=style,
                 label=f"{names[column]} ({n_text})")
         ax.fill_between(x, [scale * v for v in lo], [scale * v for v in hi], color=color,
                         alpha=0.2, linewidth=0)
@@ -73,7 +77,10 @@ def plot_vs_remaining(cells: Sequence[Cell], path: pathlib.Path, *, ylabel: str,
     ax.set_ylabel(ylabel)
     ax.set_title(f"{title} (mean, band {BAND_TEXT[band]})", fontsize=10)
     ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=8)
+    if crowded:
+        ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
+    else:
+        ax.legend(fontsize=8)
     fig.tight_layout()
     path = pathlib.Path(path)
     tmp = path.with_name(f".{path.name}.tmp")
