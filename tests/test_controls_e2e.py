@@ -32,6 +32,7 @@ def _config():
     add_source(config, "frozen", mask0_action="frozen_init")
     add_source(config, "hybrid", mask0_action="hybrid")
     add_source(config, "oneshot", schedule="one_shot")
+    add_source(config, "oneshot_last", schedule="one_shot", evaluate_levels="2")
     add_source(config, "strategy2", strategy="continue")
     return config
 
@@ -131,6 +132,22 @@ def test_one_shot_levels_prune_the_dense_network_at_once(controls_run):
     # Same densities as IMP; the level-2 mask is not nested in level 1's in general.
     assert rows[("oneshot", 2, "ticket")]["density"] == pytest.approx(
         rows[("lt", 2, "ticket")]["density"], abs=1e-3)
+
+
+def test_one_shot_trains_only_the_dense_run_and_the_evaluated_levels(controls_run):
+    _, workdir, results = controls_run
+    root = workdir / "source_oneshot_last" / "replicate_0"
+    assert (root / "level_00" / "ticket" / "metrics.json").exists()
+    assert not (root / "level_01" / "ticket").exists()   # its mask needs no training
+    assert (root / "level_02" / "ticket" / "metrics.json").exists()
+    # Two one-shot sources would share a description: their names tell them apart.
+    rows = _rows(results)
+    assert rows[("oneshot", 2, "ticket")]["source"] == "labels:mnist[one_shot] (oneshot)"
+    trained = {s["level"] for s in results["stages"] if s["branch"] == "ticket"
+               and s["source"] == "labels:mnist[one_shot] (oneshot)"}
+    assert trained == {0, 1, 2}  # the 'oneshot' source evaluates (so trains) every level
+    assert rows[("oneshot_last", 2, "ticket")]["density"] == pytest.approx(
+        rows[("oneshot", 2, "ticket")]["density"])
 
 
 def test_control_masks_keep_the_ticket_counts(controls_run):

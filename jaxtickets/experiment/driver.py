@@ -105,9 +105,8 @@ class Experiment:
         total = 0
         for src in self.sources:
             gen = src.setup
-            runs = len(self.levels) if src.is_evaluation else (
-                min(len(self.levels) - 1, 1 if src.trajectory.schedule == "one_shot"
-                    else len(self.levels)))
+            runs = sum(self._trains_at(src, lv, lv in src.evaluate_levels)
+                       for lv in self.levels)
             total += gen.schedule.total + max(runs - 1, 0) * (
                 gen.schedule.total - gen.schedule.start_after_rewind(restart))
             per_eval = self.schedule.total - self.schedule.start_after_rewind(restart)
@@ -217,8 +216,7 @@ class Experiment:
             label = f"{tag}rep {replicate} level {level}/{last}"
             evaluated = level in source.evaluate_levels
             found_by = generation_row  # the run whose final weights gave this level's mask
-            if source.is_evaluation or (level < last and (
-                    level == 0 or trajectory.schedule == "iterative")):
+            if self._trains_at(source, level, evaluated):
                 capture = rewind_path if level == 0 and not checkpoints.exists(
                     rewind_path) else None
                 branch = "ticket" if source.is_evaluation else "generation"
@@ -258,6 +256,17 @@ class Experiment:
                 self.config.pruning.natural_zero_threshold)
             self._controls(source, ctx, ldir, label, replicate, level, rows)
             self._write(rows)
+
+    def _trains_at(self, source: Source, level: int, evaluated: bool) -> bool:
+        """Whether the source trains its own run at `level`: always the dense level 0;
+        IMP every level whose final weights give the next mask (the evaluation's own
+        runs are its tickets, so also the last); one-shot masks all come from the dense
+        run, so only the evaluation's evaluated levels (its tickets)."""
+        if level == 0:
+            return True
+        if source.trajectory.schedule == "one_shot":
+            return source.is_evaluation and evaluated
+        return source.is_evaluation or level < self.levels[-1]
 
     def _controls(self, source: Source, ctx: controls.LevelContext, ldir: pathlib.Path,
                   label: str, replicate: int, level: int, rows: list[dict]) -> None:

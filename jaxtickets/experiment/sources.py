@@ -175,7 +175,18 @@ def build_sources(config: ml_collections.ConfigDict, workdir: pathlib.Path,
             name, _with_trajectory(describe(config, name, summary), trajectory), setup,
             same and trajectory.strategy == "reset", workdir / f"source_{name}", levels,
             branches, summary, trajectory), f"generation.{name}"))
-    return sources
+    return _distinct_descriptions(sources)
+
+
+def _distinct_descriptions(sources: list[Source]) -> list[Source]:
+    """Rows, tables and plots tell sources apart by description; two sources that would
+    share one (e.g. two one-shot trajectories evaluated at different levels) get their
+    config names appended."""
+    counts: dict[str, int] = {}
+    for s in sources:
+        counts[s.description] = counts.get(s.description, 0) + 1
+    return [dataclasses.replace(s, description=f"{s.description} ({s.name})")
+            if counts[s.description] > 1 else s for s in sources]
 
 
 def trajectory_of(config: ml_collections.ConfigDict, name: str | None) -> Trajectory:
