@@ -160,6 +160,28 @@ def test_control_masks_keep_the_ticket_counts(controls_run):
     assert remaining_and_total(adjusted) == remaining_and_total(ticket)
 
 
+def test_rows_carry_the_start_final_correlation(controls_run):
+    """P3's R_0.5(theta_0 * m, theta_final * m) of the level-2 ticket, recomputed here
+    with numpy sorts from the stored checkpoints."""
+    config, workdir, results = controls_run
+    w_like, m_like = _likes(config, workdir)
+    theta0 = _theta0(workdir, "lt", w_like)["params"]
+    final = _load(workdir, "lt", 2, "ticket/final", w_like)["params"]
+    mask = _load(workdir, "lt", 2, "mask", m_like)
+    shared = total = 0
+    for layer in ("hidden_0", "hidden_1", "output"):
+        m = np.asarray(mask[layer]["kernel"])
+        a = np.abs(np.asarray(theta0[layer]["kernel"])[m])
+        b = np.abs(np.asarray(final[layer]["kernel"])[m])
+        k = int(np.floor(0.5 * a.size + 0.5))
+        shared += len(set(np.argsort(-a)[:k]) & set(np.argsort(-b)[:k]))
+        total += a.size
+    row = _rows(results)[("lt", 2, "ticket")]
+    assert row["init_final_correlation"] == pytest.approx(shared / (0.5 * total), abs=1e-12)
+    assert 0.5 < row["init_final_correlation"] < 1.0  # 120 steps: still near its start
+    assert "init_final_correlation" not in _rows(results)[("lt", 2, "supermask_init")]
+
+
 def test_rerun_reproduces_every_row(controls_run):
     config, workdir, results = controls_run
     again = run_experiment(config, workdir)
