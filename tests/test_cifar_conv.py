@@ -68,3 +68,39 @@ def test_augment_pads_crops_and_flips_within_the_image():
     assert len(seen) > 10  # many distinct crops/flips across draws
     plain = InputSpec((0.0,), (1.0,))
     np.testing.assert_array_equal(augment(images, jax.random.PRNGKey(0), plain), images)
+
+
+@needs_cifar
+def test_first_conv_layers_prunes_only_those_layers(cifar_tfds_dir, tmp_path):
+    """P0's layerwise tickets: with first_conv_layers=1 only Conv-2's first conv is pruned
+    (globally within that set); the second conv and the dense layers stay whole."""
+    from jaxtickets import checkpoints
+    from jaxtickets.errors import ConfigError
+    from jaxtickets.experiment.driver import Experiment
+    from jaxtickets.sparsity.masks import init_mask, layer_counts
+
+    config = load_config("cifar10_conv", "conv2,smoke")
+    config.data.data_dir = str(cifar_tfds_dir)
+    config.data.validation_size, config.data.train_size = 100, 500
+    config.data.test_size = 100
+    config.train.batch_size, config.train.duration = 10, "10st"
+    config.train.eval_every = config.train.checkpoint_every = "10st"
+    config.train.eval_batch_size = 100
+    config.pruning.levels = 1
+    config.pruning.method, config.pruning.rate = "global", 0.2
+    config.pruning.first_conv_layers = 1
+    config.branches = "ticket"
+    results = run_experiment(config, tmp_path / "run")
+    exp = Experiment(config, tmp_path / "run")
+    params = exp._init(exp.evaluation, exp._key(0, 1))["params"]
+    assert len(layer_counts(init_mask(params, exp.policy))) == 5  # 2 convs, 3 dense
+    mask = checkpoints.load_tree(tmp_path / "run" / "replicate_0" / "level_01" / "mask",
+                                 exp._full_mask(params, exp.evaluation))
+    counts = layer_counts(mask)
+    assert list(counts) == ["conv_0/kernel"]                     # the only prunable layer
+    assert counts["conv_0/kernel"] == (round(0.8 * 1728), 1728)  # 3x3x3x64, 20% pruned
+    row = next(r for r in results["rows"] if r["level"] == 1)
+    assert row["prunable_weights"] == 1728 and row["remaining_weights"] == 1382
+    config.pruning.first_conv_layers = 3  # Conv-2 has two conv layers
+    with pytest.raises(ConfigError, match="first_conv_layers"):
+        run_experiment(config, tmp_path / "other")
