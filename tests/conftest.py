@@ -8,6 +8,7 @@ import pathlib
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -19,6 +20,22 @@ def load_config(name: str, arg: str | None = None):
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module.get_config(arg)
+
+
+SHARED_FILES = {"mnist": "mnist.npz", "cifar10": "cifar10_jpeg.npz"}
+
+
+def shared_to_tfds(name: str, data_dir: pathlib.Path, n_train: int | None = None,
+                   n_test: int | None = None) -> str:
+    """Imports ../shared/data's copy of `name` (its first n_train / n_test images, or all)
+    into a TFDS data dir, through the real decoding and import code; returns the dir."""
+    from jaxtickets.data.tfds_io import decode_shared_npz, import_to_tfds
+
+    indices = None if n_train is None else {"train": np.arange(n_train),
+                                            "test": np.arange(n_test)}
+    import_to_tfds(name, decode_shared_npz(name, SHARED_DATA / SHARED_FILES[name],
+                                           indices=indices), data_dir)
+    return str(data_dir)
 
 
 def smoke_config(**overrides):

@@ -9,7 +9,7 @@ import collections
 import numpy as np
 import pytest
 
-from conftest import SHARED_DATA, load_config
+from conftest import SHARED_DATA, load_config, shared_to_tfds
 from jaxtickets.analysis import p3_conditions, supermask_table
 from jaxtickets.experiment.driver import run_experiment
 
@@ -53,12 +53,7 @@ def test_mnist_criteria_smoke_runs_every_trajectory(tmp_path):
 
 # ---- slow: the CIFAR-10 configs on real images ------------------------------------------
 def _cifar_subset(tmp_path, n_train=300, n_test=100):
-    from jaxtickets.data.tfds_io import decode_shared_npz, import_to_tfds
-
-    idx = {"train": np.arange(n_train), "test": np.arange(n_test)}
-    import_to_tfds("cifar10", decode_shared_npz("cifar10", SHARED_DATA / "cifar10_jpeg.npz",
-                                                indices=idx), tmp_path / "tfds")
-    return str(tmp_path / "tfds")
+    return shared_to_tfds("cifar10", tmp_path / "tfds", n_train, n_test)
 
 
 needs_cifar = pytest.mark.skipif(not (SHARED_DATA / "cifar10_jpeg.npz").exists(),
@@ -109,11 +104,7 @@ needs_mnist = pytest.mark.skipif(not (SHARED_DATA / "mnist.npz").exists(),
 
 
 def _full_mnist(tmp_path):
-    from jaxtickets.data.tfds_io import decode_shared_npz, import_to_tfds
-
-    import_to_tfds("mnist", decode_shared_npz("mnist", SHARED_DATA / "mnist.npz"),
-                   tmp_path / "tfds")
-    return str(tmp_path / "tfds")
+    return shared_to_tfds("mnist", tmp_path / "tfds")
 
 
 @pytest.mark.slow

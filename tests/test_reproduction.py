@@ -11,7 +11,7 @@ import os
 
 import pytest
 
-from conftest import SHARED_DATA, load_config
+from conftest import SHARED_DATA, load_config, shared_to_tfds
 from jaxtickets.experiment.driver import run_experiment
 
 pytestmark = pytest.mark.slow
@@ -25,11 +25,7 @@ def mnist_tfds_dir(tmp_path_factory):
         return existing
     if not (SHARED_DATA / "mnist.npz").exists():
         pytest.skip("../shared/data/mnist.npz not present")
-    from jaxtickets.data.tfds_io import decode_shared_npz, import_to_tfds
-
-    data_dir = tmp_path_factory.mktemp("tfds")
-    import_to_tfds("mnist", decode_shared_npz("mnist", SHARED_DATA / "mnist.npz"), data_dir)
-    return str(data_dir)
+    return shared_to_tfds("mnist", tmp_path_factory.mktemp("tfds"))
 
 
 def p2_lenet_config(data_dir: str):

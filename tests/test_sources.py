@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from conftest import SHARED_DATA, comparable_rows, load_config, smoke_config
+from conftest import SHARED_DATA, comparable_rows, load_config, shared_to_tfds, smoke_config
 from jaxtickets import checkpoints
 from jaxtickets.config_schema import add_source, validate
 from jaxtickets.errors import ConfigError
@@ -205,13 +205,8 @@ def test_p1_and_p0_paper_scale_configs_validate_and_convert():
 def test_paper_scale_configs_run_their_smoke_version(name, arg, tmp_path):
     """The paper-scale configs' own code path (models, sources, recipes) on 300 real
     CIFAR-10 images; the full runs need an accelerator."""
-    from jaxtickets.data.tfds_io import decode_shared_npz, import_to_tfds
-
-    idx = {"train": np.arange(300), "test": np.arange(100)}
-    import_to_tfds("cifar10", decode_shared_npz("cifar10", SHARED_DATA / "cifar10_jpeg.npz",
-                                                indices=idx), tmp_path / "tfds")
     config = load_config(name, arg)
-    config.data.data_dir = str(tmp_path / "tfds")
+    config.data.data_dir = shared_to_tfds("cifar10", tmp_path / "tfds", 300, 100)
     results = run_experiment(config, tmp_path / "run")
     assert {"ticket", "random_ticket"} <= {r["branch"] for r in results["rows"]}
     assert all(0.0 <= r["test_accuracy"] <= 1.0 for r in results["rows"])

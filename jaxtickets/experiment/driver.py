@@ -397,9 +397,7 @@ class Experiment:
         if metrics_path.exists() and checkpoints.exists(final_path):
             return (checkpoints.read_json(metrics_path)["summary"],
                     checkpoints.load_tree(final_path, weights))
-        state = fresh_state(weights["params"], weights["batch_stats"], mask, setup.tx,
-                            start_step, self._key(replicate, DATA_STREAM), values)
-        state = jax.device_put(state, replicated(setup.mesh))
+        state = self._device_state(setup, weights, mask, start_step, replicate, values)
         plan = RunPlan(label, run_dir, start_step, setup.schedule.total,
                        setup.schedule.eval_every, setup.schedule.checkpoint_every,
                        setup.schedule.rewind if capture_path else None)
@@ -422,15 +420,20 @@ class Experiment:
         checkpoints.write_json(metrics_path, {"summary": summary, "history": outcome.history})
         return summary, final
 
+    def _device_state(self, setup: Setup, weights: PyTree, mask: PyTree, step: int,
+                      replicate: int, values: PyTree = None):
+        """A fresh TrainState from `weights` at `step`, replicated over the setup's mesh."""
+        state = fresh_state(weights["params"], weights["batch_stats"], mask, setup.tx, step,
+                            self._key(replicate, DATA_STREAM), values)
+        return jax.device_put(state, replicated(setup.mesh))
+
     def _evaluate_untrained(self, setup: Setup, run_dir: pathlib.Path, weights: PyTree,
                             mask: PyTree, replicate: int) -> dict:
         """Evaluates the network as given, without training (P4's supermasks)."""
         metrics_path = run_dir / "metrics.json"
         if metrics_path.exists():
             return checkpoints.read_json(metrics_path)["summary"]
-        state = fresh_state(weights["params"], weights["batch_stats"], mask, setup.tx, 0,
-                            self._key(replicate, DATA_STREAM))
-        state = jax.device_put(state, replicated(setup.mesh))
+        state = self._device_state(setup, weights, mask, 0, replicate)
         outcome = evaluate_untrained(state, setup.steps, setup.validation, setup.test,
                                      setup.eval_batch)
         summary = {**outcome.summary(), "start_step": 0, "train_steps": 0}

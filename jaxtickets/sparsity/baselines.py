@@ -23,16 +23,22 @@ def _rebuild(mask: PyTree, arrays: list[np.ndarray]) -> PyTree:
                                   is_leaf=lambda x: x is None)
 
 
+def _split(flat: np.ndarray, shapes: list[tuple]) -> list[np.ndarray]:
+    """One array concatenated over the prunable layers, cut back into their shapes."""
+    out, offset = [], 0
+    for shape in shapes:
+        size = int(np.prod(shape))
+        out.append(flat[offset:offset + size].reshape(shape))
+        offset += size
+    return out
+
+
 def permute_global(mask: PyTree, seed: int) -> PyTree:
     """The same number of kept weights, placed uniformly at random over all prunable layers."""
     leaves = [np.asarray(m) for _, m in prunable_leaves(mask)]
     flat = np.concatenate([m.ravel() for m in leaves])
     flat = flat[np.random.default_rng(seed).permutation(flat.size)]
-    out, offset = [], 0
-    for m in leaves:
-        out.append(flat[offset:offset + m.size].reshape(m.shape))
-        offset += m.size
-    return _rebuild(mask, out)
+    return _rebuild(mask, _split(flat, [m.shape for m in leaves]))
 
 
 def permute_local(mask: PyTree, seed: int) -> PyTree:
@@ -82,12 +88,7 @@ def random_adjusted(mask: PyTree, trained: PyTree, seed: int,
     # Score 1 for non-zero weights, 0 for natural zeros: the top-k keeps non-zero first,
     # random within each group.
     keep = _top_k_mask((magnitudes >= threshold).astype(np.float32), keep_count, rng)
-    out, offset = [], 0
-    for shape in shapes:
-        size = int(np.prod(shape))
-        out.append(keep[offset:offset + size].reshape(shape))
-        offset += size
-    return _rebuild(mask, out)
+    return _rebuild(mask, _split(keep, shapes))
 
 
 def natural_zero_fraction(trained: PyTree, mask: PyTree,

@@ -25,6 +25,7 @@ from jax.sharding import Mesh
 from jaxtickets.parallel import batch_sharded, make_mesh, replicated
 from jaxtickets.training.batches import BatchOrder, DeviceSplit, device_indices, eval_chunks
 from jaxtickets.training.loop import early_stop, summarize
+from jaxtickets.training.steps import apply_model
 
 if TYPE_CHECKING:
     from jaxtickets.experiment.setup import Setup
@@ -99,16 +100,6 @@ class _Functions(NamedTuple):
     eval_batch: Callable[..., dict]
 
 
-def _forward(model, params, batch_stats, x, train: bool, rng):
-    variables = {"params": params}
-    if not batch_stats:
-        return model.apply(variables, x, train=train, rngs={"dropout": rng}), batch_stats
-    variables["batch_stats"] = batch_stats
-    out, updates = model.apply(variables, x, train=train, rngs={"dropout": rng},
-                               mutable=["batch_stats"] if train else [])
-    return out, updates.get("batch_stats", batch_stats)
-
-
 @functools.lru_cache(maxsize=8)
 def _functions(model, task, spec, mesh: Mesh) -> _Functions:
     """Compiled once per (model, task, input, mesh): the optimizer's hyperparameters
@@ -123,7 +114,7 @@ def _functions(model, task, spec, mesh: Mesh) -> _Functions:
 
         def loss_of(logits):
             gates = learned_mask_sample(logits, mask, mask_key)
-            out, new_stats = _forward(model, gated_params(params, gates), stats, x, True,
+            out, new_stats = apply_model(model, gated_params(params, gates), stats, x, True,
                                       drop_key)
             loss, correct, count = task.train_loss(out, targets)
             return loss, (correct, count, new_stats)
@@ -162,7 +153,7 @@ def _functions(model, task, spec, mesh: Mesh) -> _Functions:
     def eval_batch(params, stats, images, labels, idx, weights):
         raw = jax.lax.with_sharding_constraint(images[idx], batch_sharded(mesh))
         x, targets = task.eval_inputs(raw, labels[idx], spec)
-        out, _ = _forward(model, params, stats, x, False, jax.random.PRNGKey(0))
+        out, _ = apply_model(model, params, stats, x, False, jax.random.PRNGKey(0))
         losses, right = task.eval_metrics(out, targets)
         return {"loss_sum": jnp.sum(losses * weights), "correct": jnp.sum(right * weights)}
 

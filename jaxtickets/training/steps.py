@@ -49,6 +49,17 @@ class CompiledSteps:
     learning_rate: Optional[Callable[[int], Any]] = None  # for diagnostics only
 
 
+def apply_model(model: nn.Module, params, batch_stats, x, train: bool, rng):
+    """(outputs, batch stats): BN statistics are updated in training, kept otherwise."""
+    variables = {"params": params}
+    if not batch_stats:
+        return model.apply(variables, x, train=train, rngs={"dropout": rng}), batch_stats
+    variables["batch_stats"] = batch_stats
+    out, updates = model.apply(variables, x, train=train, rngs={"dropout": rng},
+                               mutable=["batch_stats"] if train else [])
+    return out, updates.get("batch_stats", batch_stats)
+
+
 def make_steps(model: nn.Module, tx: optax.GradientTransformationExtraArgs,
                input_spec: InputSpec, mesh: Mesh, steps_per_call: int,
                task: Optional[Task] = None,
@@ -57,13 +68,7 @@ def make_steps(model: nn.Module, tx: optax.GradientTransformationExtraArgs,
     task = task or LabelsTask()
 
     def forward(params, batch_stats, mask, x, train, rng):
-        variables = {"params": apply_mask(params, mask)}
-        if batch_stats:
-            variables["batch_stats"] = batch_stats
-            logits, updates = model.apply(variables, x, train=train, rngs={"dropout": rng},
-                                          mutable=["batch_stats"] if train else [])
-            return logits, updates.get("batch_stats", batch_stats)
-        return model.apply(variables, x, train=train, rngs={"dropout": rng}), batch_stats
+        return apply_model(model, apply_mask(params, mask), batch_stats, x, train, rng)
 
     def one_step(state: TrainState, images, labels, batch_idx):
         rng = jax.random.fold_in(state.rng, state.step)
