@@ -5,28 +5,33 @@ Command (prepare the TFDS data once, see README):
   python -m jaxtickets.main --config=configs/mnist_supermask.py \
       --workdir=runs/mnist_supermask --config.data.data_dir=DATA_DIR
   python -m jaxtickets.analysis.supermask_table --workdir runs/mnist_supermask
-Hardware: this 2-core CPU. Time: see the README (P4 controls section): `:short` ~8 min,
-  the default ~1 h per replicate; `:smoke` runs in seconds on the embedded subset.
+Hardware: this 2-core CPU. Time: see the README (P4 controls section): the default
+  ~4 min per replicate, `:iterative` ~16 min per replicate, `:short` ~2 min; `:smoke`
+  runs in seconds on the embedded subset.
 Expected (issue 4, P4 Table 1 within 3 points): best over pruning levels of mask x
   initial weights ~79.3% (large_final_same_sign), mask x signed constant ~86.3%,
   learned mask ~95.3%, trained network ~97.7%.
 
-Protocol (default): P4 Table S1's LeNet-300-100 recipe as P4 ran it: Adam 1.2e-3, batch
-60, 50,000 steps per run, layer-wise pruning 20% per level (output 10%), 12 levels down
-to 6.9% remaining, for the large_final_same_sign trajectory (P4 Sec. 5: the criterion of
-the best heuristic supermasks), each mask evaluated on the untrained network with the
-initial weights and with the signed constant; the dense level 0 gives P4's untrained and
-trained baselines. Learned supermasks (P4 Sec. 5.1): SGD momentum 0.9 at lr 100, 2,000
-steps of batch 128, every mask logit initialized to one of -3, -1, 0, 1, 3, evaluation
-averaged over 10 Bernoulli samples.
+Protocol (default), P4's supermask sweep as its code runs it: one dense LeNet-300-100 per
+replicate trained for 50,000 steps (Adam 1.2e-3, batch 60, inputs scaled to [0, 1] as P4's
+code feeds them), then one-shot large_final_same_sign masks of that network at every
+level p = 1..24 (hidden layers keep 0.8^p, the output layer 0.9^p), each evaluated on the
+untrained network with the initial weights and with the signed constant; no pruned
+network is trained. 5 replicates (P4's Fig. 7: five runs). Learned supermasks (P4 Sec.
+5.1): SGD momentum 0.9 at lr 100, 2,000 steps of batch 128, every mask logit initialized
+to one of -3, -1, 0, 1, 3, evaluation averaged over 10 Bernoulli samples.
 
-Arguments after the colon: (none) the protocol above; short: every run cut to 3,000 steps,
-16 levels, large_final and large_final_same_sign trajectories; smoke: the short protocol
-on the embedded subset, 2 levels of 200 steps, one learned mask of 100 steps, for tests.
+Arguments after the colon: (none) the protocol above; iterative: the masks of 12 IMP
+levels instead (every level trained 50,000 steps, standardized inputs, 2 replicates), the
+comparison the README reports; short: the default with the dense run cut to 3,000 steps,
+2 replicates, and also large_final masks; smoke: short on the embedded subset, 2 levels,
+a dense run of 200 steps, one learned mask of 100 steps, for tests.
 """
 
 from jaxtickets.config_schema import add_source, base_config
 from jaxtickets.experiment.presets import P4_SUPERMASKS, embedded_mnist_smoke, p4_lenet_short
+
+SWEEP = "supermask_init,supermask_constant"  # one-shot sources: no pruned network trained
 
 
 def _learned_supermasks(config) -> None:
@@ -38,25 +43,35 @@ def _learned_supermasks(config) -> None:
     config.supermask.eval_samples = 10
 
 
+def _p4_budget(config) -> None:
+    config.train.duration = "50000st"
+    config.train.eval_every = "1000st"
+    config.train.checkpoint_every = "10000st"
+
+
 def get_config(arg: str | None = None):
     config = base_config()
     p4_lenet_short(config)
     _learned_supermasks(config)
-    if arg in (None, ""):
-        config.train.duration = "50000st"
-        config.train.eval_every = "1000st"
-        config.train.checkpoint_every = "10000st"
+    if arg == "iterative":
+        _p4_budget(config)
         config.pruning.levels = 12
         add_source(config, "large_final_same_sign", criterion="large_final_same_sign",
                    branches=P4_SUPERMASKS + ",learned_supermask")
         return config
-    if arg not in ("short", "smoke"):
+    if arg not in (None, "", "short", "smoke"):
         raise ValueError(f"configs/mnist_supermask.py: unknown argument {arg!r}; use "
-                         "short or smoke")
-    config.pruning.levels = 16
-    add_source(config, "large_final", branches=P4_SUPERMASKS + ",learned_supermask")
+                         "iterative, short or smoke")
+    config.data.normalize = "unit"
+    config.pruning.schedule = "one_shot"
+    config.pruning.levels = 24
     add_source(config, "large_final_same_sign", criterion="large_final_same_sign",
-               branches=P4_SUPERMASKS)
+               branches=SWEEP + ",learned_supermask")
+    if arg in (None, ""):
+        _p4_budget(config)
+        config.num_replicates = 5
+        return config
+    add_source(config, "large_final", branches=SWEEP)
     if arg == "smoke":
         embedded_mnist_smoke(config)
         config.supermask.logit_inits = "1"

@@ -19,6 +19,7 @@ import ml_collections
 from jaxtickets import durations
 from jaxtickets.errors import ConfigError
 from jaxtickets.data.datasets import IMAGE_SHAPES
+from jaxtickets.data.datasets import NORMALIZE_MODES
 from jaxtickets.data.selections import HALVES
 from jaxtickets.models import abstract_variables, create_model, model_names
 from jaxtickets.sparsity.masks import kernel_kind
@@ -63,6 +64,7 @@ def base_config() -> ml_collections.ConfigDict:
     c.data.pad_crop = 0             # CIFAR augmentation: pad by this many pixels, crop back
     c.data.flip = False             # CIFAR augmentation: random horizontal flip
     c.data.half = ""                # 'a' or 'b': train on a stratified half (P1's CIFAR-10a/b)
+    c.data.normalize = "standard"   # per-channel mean/std; 'unit': pixels / 255 (P4's code)
 
     c.train = ml_collections.ConfigDict()
     c.train.batch_size = 60
@@ -255,7 +257,11 @@ def noise_scale(branch: str) -> float | None:
     return scale if math.isfinite(scale) and scale > 0 else None
 
 
-def parse_branches(spec: str, key: str = "branches") -> list[str]:
+def parse_branches(spec: str, key: str = "branches", one_shot: bool = False) -> list[str]:
+    """The branch names of `spec`. Iterative trajectories need 'ticket' (IMP trains it
+    at every level anyway); a one-shot one may leave it out, and then trains only its
+    dense level 0 and runs the listed branches at the evaluated levels (P4's supermask
+    sweep over one-shot masks of one trained network)."""
     names = [b.strip() for b in spec.split(",") if b.strip()]
     for name in names:
         if name not in BRANCHES and noise_scale(name) is None:
@@ -263,8 +269,10 @@ def parse_branches(spec: str, key: str = "branches") -> list[str]:
                               f"or {NOISE_PREFIX}C with C > 0 (e.g. noise_0.5)")
     if len(set(names)) != len(names):
         raise ConfigError(f"{key}: a branch is listed twice in {spec!r}")
-    if "ticket" not in names:
-        raise ConfigError(f"{key}: 'ticket' is required (IMP trains it at every level)")
+    if "ticket" not in names and not one_shot:
+        raise ConfigError(f"{key}: 'ticket' is required for an iterative trajectory (IMP "
+                          "trains it at every level); only a one-shot schedule may leave "
+                          "it out")
     return names
 
 
@@ -347,6 +355,9 @@ def validate(config: ml_collections.ConfigDict) -> None:
             raise ConfigError(f"data.{key}: must be >= 0, got {config.data[key]}")
     if config.data.half not in HALVES:
         raise ConfigError(f"data.half: expected one of {HALVES}, got {config.data.half!r}")
+    if config.data.normalize not in NORMALIZE_MODES:
+        raise ConfigError(f"data.normalize: expected one of {NORMALIZE_MODES}, got "
+                          f"{config.data.normalize!r}")
     if config.data.validation_size == 0:
         raise ConfigError("data.validation_size: early stopping needs a held-out "
                           "validation set (P2 uses 5000)")
@@ -403,7 +414,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
                           f"a prunable kind (it has {', '.join(sorted(present))}; prunable: "
                           f"{', '.join(k for k, v in p.prune.items() if v)})")
     parse_levels(p.evaluate_levels, p.levels)
-    parse_branches(config.branches)
+    parse_branches(config.branches, one_shot=p.schedule == "one_shot")
     _check_trajectory(p, "pruning", inherit=False)
     if p.first_conv_layers < 0:
         raise ConfigError(f"pruning.first_conv_layers: must be >= 0 (0: every layer), "
@@ -470,7 +481,8 @@ def _validate_source(config: ml_collections.ConfigDict, name: str) -> None:
     if s.evaluate_levels:
         parse_levels(s.evaluate_levels, config.pruning.levels, f"{key}.evaluate_levels")
     if s.branches:
-        parse_branches(s.branches, f"{key}.branches")
+        parse_branches(s.branches, f"{key}.branches",
+                       one_shot=(s.schedule or config.pruning.schedule) == "one_shot")
     _check_trajectory(s, key, inherit=True)
 
 

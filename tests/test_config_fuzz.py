@@ -33,7 +33,7 @@ SHIPPED = [("mnist_lenet", None), ("mnist_lenet", "demo"), ("mnist_lenet", "smok
            ("mnist_sources", None), ("mnist_sources", "smoke"), ("cifar10_sources", None),
            ("cifar10_p0", "resnet18"), ("cifar10_p0", "vgg19,smoke"),
            ("mnist_supermask", None), ("mnist_supermask", "short"),
-           ("mnist_supermask", "smoke"),
+           ("mnist_supermask", "iterative"), ("mnist_supermask", "smoke"),
            ("mnist_criteria", None), ("mnist_criteria", "smoke"),
            ("cifar10_conv_controls", "conv2"), ("cifar10_conv_controls", "conv6"),
            ("cifar10_conv_controls", "conv4,smoke"), ("p3_resnet20", None),

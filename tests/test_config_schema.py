@@ -39,6 +39,8 @@ def test_base_config_validates():
     {"pruning.evaluate_levels": "0,3,20"},
     {"pruning.rewind": "3.3%"},
     {"branches": "ticket"},
+    {"pruning.schedule": "one_shot", "branches": "supermask_init,supermask_constant"},
+    {"data.normalize": "unit"},
     {"train.optimizer": "momentum", "train.schedule": "step", "train.decay_at": "2ep,4ep"},
     {"pruning.prune.output": False, "pruning.rates.output": 0.0},  # unpruned kind: rate unused
 ])
@@ -73,7 +75,8 @@ def test_valid_variants(changes):
     ({"pruning.evaluate_levels": "0,21"}, "pruning.evaluate_levels"),
     ({"pruning.evaluate_levels": "-1,3"}, "pruning.evaluate_levels"),
     ({"pruning.evaluate_levels": "some"}, "pruning.evaluate_levels"),
-    ({"branches": "random_reinit"}, "branches"),
+    ({"branches": "random_reinit"}, "branches"),  # iterative: the ticket is required
+    ({"data.normalize": "minmax"}, "data.normalize"),
     ({"branches": "ticket,reinit"}, "branches"),
     ({"data.validation_size": 0}, "data.validation_size"),
     ({"data.source": "embedded", "data.dataset": "cifar10"}, "data.source"),

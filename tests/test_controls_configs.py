@@ -35,6 +35,8 @@ def test_mnist_supermask_smoke_gives_every_table_column(tmp_path):
                            for b in ("supermask_init", "supermask_constant"))
             assert init["train_steps"] == const["train_steps"] == 0
             assert init["remaining_weights"] == const["remaining_weights"]
+            assert (source, level, "ticket") not in rows  # P4's sweep trains no pruned net
+        assert rows[(source, 0, "ticket")][0]["train_steps"] == 200  # the trained baseline
 
 
 def test_mnist_criteria_smoke_runs_every_trajectory(tmp_path):
@@ -110,18 +112,18 @@ def _full_mnist(tmp_path):
 @pytest.mark.slow
 @needs_mnist
 def test_mnist_supermask_reproduces_p4_table_1(tmp_path):
-    """P4 Table 1's MNIST FC row with P4's 50,000 steps per run (~35 min on 2 cores): mask x
-    initial weights 79.3, learned mask 95.3 and the trained network 97.7 within 3 points.
-    The signed-constant cell is not reproduced (96.0 here against P4's 86.3, README);
-    its test is P4's qualitative claim that the constant beats the initial weights."""
+    """P4 Table 1's MNIST FC row as P4's code runs it (one dense network per replicate,
+    50,000 steps, one-shot masks at 24 levels, 5 replicates; ~20 min on one core): all
+    four cells within 3 points of 79.3, 86.3, 95.3 and 97.7, and the signed constant
+    above the initial weights (P4's finding)."""
     config = load_config("mnist_supermask")
     config.data.data_dir = _full_mnist(tmp_path)
     cells = supermask_table.best_cells(run_experiment(config, tmp_path / "run")["rows"])
     acc = {title: 100 * cells[title]["accuracy"] for title in cells}
-    for title, target in (("mask x initial weights", 79.3),
+    for title, target in (("mask x initial weights", 79.3), ("mask x signed constant", 86.3),
                           ("learned mask x initial weights", 95.3), ("trained network", 97.7)):
         assert abs(acc[title] - target) <= 3.0, (title, cells[title])
-    assert acc["mask x signed constant"] > acc["mask x initial weights"] + 3.0
+    assert acc["mask x signed constant"] > acc["mask x initial weights"]
 
 
 @pytest.mark.slow

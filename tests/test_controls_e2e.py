@@ -3,6 +3,7 @@ actions), P2's one-shot and strategy 2, every control branch, resumption and err
 
 from __future__ import annotations
 
+import jax
 import numpy as np
 import pytest
 
@@ -33,6 +34,8 @@ def _config():
     add_source(config, "hybrid", mask0_action="hybrid")
     add_source(config, "oneshot", schedule="one_shot")
     add_source(config, "oneshot_last", schedule="one_shot", evaluate_levels="2")
+    add_source(config, "sweep", schedule="one_shot",  # P4's supermask sweep: no tickets
+               branches="supermask_init,supermask_constant")
     add_source(config, "strategy2", strategy="continue")
     return config
 
@@ -150,6 +153,28 @@ def test_one_shot_trains_only_the_dense_run_and_the_evaluated_levels(controls_ru
         rows[("oneshot", 2, "ticket")]["density"])
 
 
+def test_one_shot_without_tickets_trains_only_the_dense_run(controls_run):
+    """A one-shot source that leaves 'ticket' out trains level 0 (the trained baseline)
+    and only evaluates its supermasks: the same masks as the source that trains them."""
+    config, workdir, results = controls_run
+    _, m_like = _likes(config, workdir)
+    rows = _rows(results)
+    root = workdir / "source_sweep" / "replicate_0"
+    assert (root / "level_00" / "ticket" / "metrics.json").exists()
+    assert rows[("sweep", 0, "ticket")]["train_steps"] == 120
+    for level in (1, 2):
+        assert ("sweep", level, "ticket") not in rows
+        assert not (root / f"level_{level:02d}" / "ticket").exists()
+        for branch in ("supermask_init", "supermask_constant"):
+            assert rows[("sweep", level, branch)]["train_steps"] == 0
+        sweep, trained = (_load(workdir, s, level, "mask", m_like) for s in ("sweep", "oneshot"))
+        assert all(np.array_equal(a, b) for a, b in zip(jax.tree.leaves(sweep),
+                                                       jax.tree.leaves(trained)))
+    stages = {s["level"] for s in results["stages"]
+              if "(sweep)" in s["source"] and s["branch"] == "ticket"}
+    assert stages == {0}
+
+
 def test_control_masks_keep_the_ticket_counts(controls_run):
     config, workdir, _ = controls_run
     _, m_like = _likes(config, workdir)
@@ -210,7 +235,7 @@ def test_bad_control_settings_are_named(change, message, tmp_path):
 def test_p4_configs_build():
     for name, args in (("mnist_criteria", (None, "smoke")),
                        ("mnist_p2_controls", (None, "smoke")),
-                       ("mnist_supermask", (None, "short", "smoke"))):
+                       ("mnist_supermask", (None, "iterative", "short", "smoke"))):
         for arg in args:
             validate(load_config(name, arg))
     with pytest.raises(ValueError, match="unknown argument"):

@@ -89,6 +89,21 @@ def test_adapt_images_between_mnist_and_cifar_shapes():
     assert selections.adapted_normalization(((0.5,), (0.2,)), 3) == ((0.5,) * 3, (0.2,) * 3)
 
 
+def test_unit_normalization_feeds_pixels_over_255():
+    """data.normalize='unit' (P4's code): the network sees pixel / 255, per channel."""
+    from conftest import smoke_config
+    from jaxtickets.data.datasets import NORMALIZATION, normalization
+    from jaxtickets.experiment.sources import input_spec
+
+    assert normalization("cifar10", "unit") == ((0.0,) * 3, (1.0,) * 3)
+    assert normalization("mnist", "standard") == NORMALIZATION["mnist"]
+    config = smoke_config(data__normalize="unit")
+    spec = input_spec(config, "mnist", augment=False)
+    assert (spec.mean, spec.std) == ((0.0,), (1.0,))
+    config.data.normalize = "standard"
+    assert input_spec(config, "mnist", augment=False).mean == NORMALIZATION["mnist"][0]
+
+
 @pytest.mark.parametrize("images,batch,epochs,budget_epochs,steps,percent", [
     # P0 Table 1: ~3 x 1,281,167 samples seen, with App. A's batch sizes and budgets.
     (1_281_167, 1536, 3, 90, 2500, 3.3),

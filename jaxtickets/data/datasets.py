@@ -19,6 +19,17 @@ NORMALIZATION = {  # per-channel mean and std of the training images
     "mnist": ((0.1307,), (0.3081,)),
     "cifar10": ((0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)),
 }
+# 'standard': (pixel/255 - mean) / std per channel; 'unit': pixel/255 in [0, 1], what P4's
+# code feeds its networks (it matters for untrained supermasks: P4 Table 1).
+NORMALIZE_MODES = ("standard", "unit")
+
+
+def normalization(dataset: str, mode: str) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """The (mean, std) per channel that inputs are normalized with under `mode`."""
+    mean, std = NORMALIZATION[dataset]
+    if mode == "unit":
+        return (0.0,) * len(mean), (1.0,) * len(std)
+    return mean, std
 NUM_CLASSES = {"mnist": 10, "cifar10": 10}
 IMAGE_SHAPES = {"mnist": (28, 28, 1), "cifar10": (32, 32, 3)}  # [H, W, C] per dataset
 EMBEDDED_MNIST = "mnist_subset.npz"

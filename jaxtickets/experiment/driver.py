@@ -114,7 +114,8 @@ class Experiment:
                 trained = [b for b in src.branches if b != "ticket" and controls.runs_at(b, lv)
                            and controls.is_trained(b)]
                 learned = "learned_supermask" in trained
-                total += per_eval * ((0 if src.is_evaluation else 1) + len(trained) - learned)
+                ticket = 0 if src.is_evaluation or not src.trains_ticket(lv) else 1
+                total += per_eval * (ticket + len(trained) - learned)
                 if learned:
                     total += supermask.steps * len(parse_logit_inits(supermask.logit_inits))
         return self.config.num_replicates * total
@@ -233,7 +234,8 @@ class Experiment:
             if not evaluated:
                 continue
             if source.is_evaluation:
-                rows.append(generation_row)
+                if source.trains_ticket(level):
+                    rows.append(generation_row)
                 eval_mask, ticket = mask, rewind
             else:
                 # Rewind weights at every level, level 0 included, so training starts at
@@ -241,14 +243,9 @@ class Experiment:
                 generated = rewind if level > 0 else checkpoints.load_tree(rewind_path, init)
                 ticket, _ = transfer_weights(generated, eval_init)
                 eval_mask = transfer_mask(mask, eval_init["params"], self.policy)
-                summary, _ = self._train(self.evaluation, ldir / "ticket", f"{label} ticket",
-                                         (ticket, self.evaluation.rewind_start),
-                                         eval_mask, replicate, None)
-                row = self._row(source, self.evaluation, replicate, level, "ticket",
-                                eval_mask, eval_init, summary)
-                row["generation"] = {k: found_by[k] for k in GENERATION_KEYS}
-                rows.append(row)
-                self.stages.append(stage_cost(row))
+                if source.trains_ticket(level):
+                    self._transferred_ticket(source, ldir, label, replicate, level,
+                                             (ticket, eval_mask, eval_init), found_by, rows)
             ctx = controls.LevelContext(
                 ticket, eval_mask, eval_init, None,
                 dense_final if dense_final is None or source.is_evaluation
@@ -257,15 +254,30 @@ class Experiment:
             self._controls(source, ctx, ldir, label, replicate, level, rows)
             self._write(rows)
 
+    def _transferred_ticket(self, source: Source, ldir: pathlib.Path, label: str,
+                            replicate: int, level: int, start: tuple, found_by: dict,
+                            rows: list[dict]) -> None:
+        """Trains a transferred ticket (start = weights, mask, evaluation theta_0) with
+        the evaluation's recipe; its row names the generation run that found its mask."""
+        ticket, eval_mask, eval_init = start
+        summary, _ = self._train(self.evaluation, ldir / "ticket", f"{label} ticket",
+                                 (ticket, self.evaluation.rewind_start), eval_mask,
+                                 replicate, None)
+        row = self._row(source, self.evaluation, replicate, level, "ticket", eval_mask,
+                        eval_init, summary)
+        row["generation"] = {k: found_by[k] for k in GENERATION_KEYS}
+        rows.append(row)
+        self.stages.append(stage_cost(row))
+
     def _trains_at(self, source: Source, level: int, evaluated: bool) -> bool:
         """Whether the source trains its own run at `level`: always the dense level 0;
         IMP every level whose final weights give the next mask (the evaluation's own
         runs are its tickets, so also the last); one-shot masks all come from the dense
-        run, so only the evaluation's evaluated levels (its tickets)."""
+        run, so only the evaluation's evaluated levels (its tickets, if it has them)."""
         if level == 0:
             return True
         if source.trajectory.schedule == "one_shot":
-            return source.is_evaluation and evaluated
+            return source.is_evaluation and evaluated and source.trains_ticket(level)
         return source.is_evaluation or level < self.levels[-1]
 
     def _controls(self, source: Source, ctx: controls.LevelContext, ldir: pathlib.Path,

@@ -19,7 +19,7 @@ import numpy as np
 from jaxtickets.config_schema import TRAJECTORY_KEYS, parse_branches, parse_levels
 from jaxtickets.errors import ConfigError
 from jaxtickets.data import selections
-from jaxtickets.data.datasets import IMAGE_SHAPES, NORMALIZATION, Splits, load_splits
+from jaxtickets.data.datasets import IMAGE_SHAPES, Splits, load_splits, normalization
 from jaxtickets.experiment.setup import Setup, evaluation_recipe, source_recipe
 from jaxtickets.models.layers import OUTPUT_LAYER
 from jaxtickets.sparsity.masks import PrunablePolicy, kernel_kind, path_name
@@ -65,14 +65,19 @@ class Source:
     selection: dict
     trajectory: Trajectory = Trajectory()
 
+    def trains_ticket(self, level: int) -> bool:
+        """Whether the level's ticket is trained: always the dense level 0 (the trained
+        baseline); other levels unless a one-shot source left 'ticket' out."""
+        return level == 0 or "ticket" in self.branches
+
 
 def _seed(split_seed: int, stream: int) -> int:
     return int(np.random.SeedSequence([split_seed, stream]).generate_state(1)[0])
 
 
 def input_spec(config: ml_collections.ConfigDict, dataset: str, augment: bool) -> InputSpec:
-    mean, std = selections.adapted_normalization(NORMALIZATION[dataset],
-                                                 IMAGE_SHAPES[config.data.dataset][2])
+    mean, std = selections.adapted_normalization(
+        normalization(dataset, config.data.normalize), IMAGE_SHAPES[config.data.dataset][2])
     d = config.data
     return InputSpec(mean, std, d.pad_crop if augment else 0, d.flip and augment)
 
@@ -146,14 +151,14 @@ def build_sources(config: ml_collections.ConfigDict, workdir: pathlib.Path,
                   evaluation: Setup, full: Splits) -> list[Source]:
     p = config.pruning
     default_levels = set(parse_levels(p.evaluate_levels, p.levels))
-    default_branches = parse_branches(config.branches)
     if not config.generation.keys():
         trajectory = trajectory_of(config, None)
         description = _with_trajectory(f"{config.evaluation.task}:{evaluation_name(config)}",
                                        trajectory)
         return [_checked(Source(IMPLICIT, description, evaluation,
                                 trajectory.strategy == "reset", workdir, default_levels,
-                                default_branches, {}, trajectory), "pruning")]
+                                parse_branches(config.branches, one_shot=trajectory.schedule
+                                               == "one_shot"), {}, trajectory), "pruning")]
     sources = []
     for name in config.generation.keys():
         s = config.generation[name]
@@ -169,8 +174,9 @@ def build_sources(config: ml_collections.ConfigDict, workdir: pathlib.Path,
             prefix=f"generation.{name}")
         levels = (set(parse_levels(s.evaluate_levels, p.levels)) if s.evaluate_levels
                   else default_levels)
-        branches = parse_branches(s.branches) if s.branches else default_branches
         trajectory = trajectory_of(config, name)
+        branches = parse_branches(s.branches or config.branches, f"generation.{name}.branches",
+                                  one_shot=trajectory.schedule == "one_shot")
         sources.append(_checked(Source(
             name, _with_trajectory(describe(config, name, summary), trajectory), setup,
             same and trajectory.strategy == "reset", workdir / f"source_{name}", levels,
