@@ -17,6 +17,7 @@ ROWS = [
     _row("lf", 0, "ticket", 0.97), _row("lf", 0, "ticket", 0.99, replicate=1),
     _row("lf", 0, "supermask_init", 0.10),
     _row("lf", 3, "supermask_init", 0.40, density=0.5),
+    _row("lf", 3, "supermask_init", 0.90, replicate=1, density=0.5),
     _row("ss", 3, "supermask_init", 0.80, density=0.5),
     _row("ss", 3, "supermask_init", 0.70, replicate=1, density=0.5),
     _row("ss", 5, "supermask_constant", 0.86, density=0.3),
@@ -34,8 +35,12 @@ def test_best_cells_take_the_replicate_mean_maximum():
     assert cells["mask x signed constant"]["accuracy"] == pytest.approx(0.86)
     assert cells["learned mask x initial weights"]["branch"] == "learned_supermask_1"
     assert cells["trained network"]["accuracy"] == pytest.approx(0.98)
+    # Each replicate's own best level, averaged: (0.80 + 0.90) / 2.
+    assert cells["mask x initial weights"]["replicate_best"] == pytest.approx(0.85)
+    assert cells["trained network"]["replicate_best"] == pytest.approx(0.98)
     text = markdown(cells)
-    assert "| mask x initial weights | 75.00 | ss level 3 supermask_init | 50.0 | 2 |" in text
+    assert ("| mask x initial weights | 75.00 | ss level 3 supermask_init | 50.0 | 2 | 85.00 |"
+            in text)
 
 
 def test_cli_reads_results_and_names_a_missing_file(tmp_path, capsys):

@@ -1,0 +1,58 @@
+"""The benchmark scripts run (shortened) so they cannot rot; their numbers are in
+BENCHMARKS.md, measured side by side by the full runs, never asserted as times here."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from bench import common, masked_step, prune_scale
+
+
+def test_interleaved_runs_every_variant_and_reports_medians():
+    calls = {"a": 0, "b": 0}
+
+    def bump(name):
+        def fn():
+            calls[name] += 1
+        return fn
+
+    seconds = common.interleaved({"a": bump("a"), "b": bump("b")}, repeats=3, warmup=2)
+    assert calls == {"a": 5, "b": 5} and set(seconds) == {"a", "b"}
+    assert all(v >= 0 for v in seconds.values())
+
+
+def test_masked_step_benchmark_prints_a_ratio():
+    row = masked_step.measure("lenet300_100", batch=12, steps=4, repeats=1)
+    assert row[:2] == ["lenet300_100", 12]
+    assert all(math.isfinite(v) and v > 0 for v in row[2:])
+    assert row[4] == pytest.approx(row[2] / row[3])
+
+
+def test_masked_step_variants_train_the_same_model_both_ways():
+    """Both variants really step: the masked one keeps its pruned weights at zero."""
+    variants = masked_step.step_variants("lenet300_100", batch=12, steps_per_call=2, calls=1)
+    assert set(variants) == {"masked", "dense"}
+    starts = {k: np.array(fn.holder["state"].params["hidden_0"]["kernel"])
+              for k, fn in variants.items()}
+    for fn in variants.values():
+        fn()
+    for name, fn in variants.items():
+        state = fn.holder["state"]
+        kernel = np.asarray(state.params["hidden_0"]["kernel"])
+        assert int(state.step) == 2 and not np.array_equal(kernel, starts[name])
+    masked = variants["masked"].holder["state"]
+    keep = np.asarray(masked.mask["hidden_0"]["kernel"])
+    assert 0.15 < keep.mean() < 0.25
+    assert (np.asarray(masked.params["hidden_0"]["kernel"])[~keep] == 0).all()
+    assert variants["dense"].holder["state"].mask["hidden_0"]["kernel"] is None
+
+
+def test_prune_scale_counts_are_exact():
+    rows = prune_scale.measure("lenet300_100", repeats=1)
+    assert [r[3] for r in rows] == [1, 2]
+    first, second = rows
+    assert first[5] == first[4] - round(0.2 * first[4])  # kept after = exact count
+    assert second[4] == first[5]
