@@ -45,6 +45,9 @@ def test_train_step_compiles_once_for_all_levels(smoke_run):
     _, results = smoke_run
     # 3 levels of ticket + 2 random-reinit branches, one compilation each for train/eval.
     assert results["compilations"] == {"train": 1, "eval": 1}
+    seconds = results["compile_seconds"]  # XLA's own compile time, from JAX's events
+    assert seconds["train_chunk"] > 0 and seconds["eval_batch"] > 0
+    assert seconds["total"] >= seconds["train_chunk"] + seconds["eval_batch"]
 
 
 def test_rerun_skips_finished_stages(smoke_run):
@@ -52,6 +55,7 @@ def test_rerun_skips_finished_stages(smoke_run):
     again = run_experiment(smoke_config(), workdir)
     assert comparable_rows(again) == comparable_rows(results)
     assert again["compilations"]["train"] == 0  # nothing was trained again
+    assert again["compile_seconds"]["train_chunk"] == 0.0
 
 
 def test_rewind_snapshot_equals_state_at_rewind_step(tmp_path):

@@ -36,6 +36,7 @@ from jaxtickets.parallel import replicated
 from jaxtickets.sparsity import actions
 from jaxtickets.sparsity import masks as masks_lib
 from jaxtickets.sparsity.pruning import one_shot_rate, prune_global, prune_layerwise
+from jaxtickets.training.compile_clock import CompileClock
 from jaxtickets.training.batches import BatchOrder
 from jaxtickets.training.loop import (Progress, RunPlan, evaluate_untrained, host_copy,
                                      train_run)
@@ -73,6 +74,7 @@ class Experiment:
         self.policy = masks_lib.PrunablePolicy(**p.prune.to_dict())
         self.levels = list(range(p.levels + 1))
         self.extra_setups: list[Setup] = []  # small-dense models, compiled as needed
+        self.compile_clock = CompileClock()  # XLA compile seconds of this process
 
     @property
     def steps(self):
@@ -122,7 +124,7 @@ class Experiment:
 
     def run(self) -> dict:
         self.workdir.mkdir(parents=True, exist_ok=True)
-        with workdir_lib.WorkdirLock(self.workdir):
+        with workdir_lib.WorkdirLock(self.workdir), self.compile_clock:
             if self.resuming:
                 for path in workdir_lib.remove_stale_temporaries(self.workdir):
                     print(f"removed the unfinished {path} left by an interrupted run")
@@ -157,6 +159,7 @@ class Experiment:
                 traces[kind] = traces.get(kind, 0) + count
         extra = {"stages": self._merged(stored, self.stages, "stages"),
                  "compilations": traces,
+                 "compile_seconds": self.compile_clock.summary(),
                  "rewind": describe_rewind(self.evaluation),
                  "total_steps": self.schedule.total,
                  "sources": {s.name: {"description": s.description,
