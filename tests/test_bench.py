@@ -116,3 +116,20 @@ def test_input_pipeline_benchmark_delivers_augmented_batches():
     assert abs(float(np.mean(np.asarray(a)))) < 1.0  # normalized, not raw pixels
     row = input_pipeline.measure("conv2", calls=1, repeats=1)
     assert row[4] == pytest.approx(row[2] / row[3])
+
+
+def test_conv_reference_does_the_masked_work():
+    """The PyTorch Conv reference trains its masked kernels and keeps pruned ones at 0;
+    the jaxtickets/PyTorch ratio is printed (Conv-2 here, to stay short)."""
+    import torch
+
+    from bench import conv4_vs_torch
+
+    run = conv4_vs_torch.torch_loop(steps=1, widths=(64,))
+    before = [k.detach().clone() for k in run.kernels]
+    run()
+    for k, m, k0 in zip(run.kernels, run.masks, before):
+        assert torch.all(k[m == 0] == 0)
+        assert not torch.equal(k[m == 1], k0[m == 1])
+    row = conv4_vs_torch.measure(steps=1, repeats=1, model="conv2")
+    assert row[:2] == ["conv2", 60] and row[4] == pytest.approx(row[2] / row[3])
