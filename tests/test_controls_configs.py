@@ -113,21 +113,18 @@ def _full_mnist(tmp_path):
 @needs_mnist
 def test_mnist_supermask_reproduces_p4_table_1(tmp_path):
     """P4 Table 1's MNIST FC row as P4's code runs it (one dense network per replicate,
-    50,000 steps, one-shot masks at 24 levels, [0, 1] inputs, 5 replicates; ~45 min on
-    one core): the signed constant (86.3) and the trained network (97.7) within 3
-    points, and the constant well above the initial weights (P4's finding). Measured
-    (README): mask x theta_0 75.5 (P4 79.3) and the learned mask 92.2 (95.3) fall 3.8 and
-    3.1 short; asserted here is what P4 claims of them: untrained supermasks far above
-    chance, learned ones above 90%."""
+    50,000 steps, one-shot masks at 24 levels, [0, 1] inputs, 5 replicates; ~32 min on
+    one core): every cell within 3 points of 79.3, 86.3, 95.3, 97.7 as the mean of each
+    replicate's best level, and the signed constant above the initial weights (P4's
+    finding). Measured (README): 77.07, 85.91, 93.70, 98.17."""
     config = load_config("mnist_supermask")
     config.data.data_dir = _full_mnist(tmp_path)
     cells = supermask_table.best_cells(run_experiment(config, tmp_path / "run")["rows"])
-    acc = {title: 100 * cells[title]["accuracy"] for title in cells}
-    for title, target in (("mask x signed constant", 86.3), ("trained network", 97.7)):
-        assert abs(acc[title] - target) <= 3.0, (title, cells[title])
-    assert acc["mask x signed constant"] > acc["mask x initial weights"] + 3.0
-    assert acc["mask x initial weights"] > 70.0
-    assert acc["learned mask x initial weights"] > 90.0
+    best = {title: 100 * cells[title]["replicate_best"] for title in cells}
+    for title, target in (("mask x initial weights", 79.3), ("mask x signed constant", 86.3),
+                          ("learned mask x initial weights", 95.3), ("trained network", 97.7)):
+        assert abs(best[title] - target) <= 3.0, (title, cells[title])
+    assert best["mask x signed constant"] > best["mask x initial weights"] + 3.0
 
 
 @pytest.mark.slow
