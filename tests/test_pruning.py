@@ -265,6 +265,23 @@ def test_ties_at_threshold_keep_exact_counts(method):
     _check_lowest_removed(method, params, mask, new)
 
 
+def test_global_threshold_path_is_the_shuffle_path_without_ties():
+    """Global pruning finds the k lowest by a threshold; with distinct scores that is the
+    unique set the seeded shuffle finds, and with ties at the threshold it draws the
+    missing entries among the tied ones only, seeded."""
+    from jaxtickets.sparsity.pruning import _dropped
+
+    scores = np.random.default_rng(0).permutation(10_000).astype(np.float32)
+    for k in (1, 37, 5_000, 9_999):
+        fast = _dropped(scores, k, np.random.default_rng(3), last_draw=True)
+        shuffled = _dropped(scores, k, np.random.default_rng(3), last_draw=False)
+        assert np.array_equal(fast, shuffled) and fast.sum() == k
+    tied = np.repeat(np.float32([1.0, 2.0, 3.0]), 100)
+    draws = [_dropped(tied, 150, np.random.default_rng(s), last_draw=True) for s in (1, 1, 2)]
+    assert all(d.sum() == 150 and d[:100].all() and not d[200:].any() for d in draws)
+    assert np.array_equal(draws[0], draws[1]) and not np.array_equal(draws[0], draws[2])
+
+
 # ---- (e) nested masks, lowest magnitudes removed ----------------------------------------
 def _check_lowest_removed(method, params, old, new) -> None:
     """new ⊆ old, and every removed weight is no larger in magnitude than every kept one
