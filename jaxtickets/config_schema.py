@@ -18,8 +18,7 @@ import ml_collections
 
 from jaxtickets import durations
 from jaxtickets.errors import ConfigError
-from jaxtickets.data.datasets import IMAGE_SHAPES
-from jaxtickets.data.datasets import NORMALIZE_MODES
+from jaxtickets.data.datasets import IMAGE_SHAPES, NORMALIZE_MODES
 from jaxtickets.data.selections import HALVES
 from jaxtickets.models import abstract_variables, create_model, model_names
 from jaxtickets.sparsity.masks import kernel_kind

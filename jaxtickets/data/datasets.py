@@ -30,6 +30,8 @@ def normalization(dataset: str, mode: str) -> tuple[tuple[float, ...], tuple[flo
     if mode == "unit":
         return (0.0,) * len(mean), (1.0,) * len(std)
     return mean, std
+
+
 NUM_CLASSES = {"mnist": 10, "cifar10": 10}
 IMAGE_SHAPES = {"mnist": (28, 28, 1), "cifar10": (32, 32, 3)}  # [H, W, C] per dataset
 EMBEDDED_MNIST = "mnist_subset.npz"

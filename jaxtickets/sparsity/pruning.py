@@ -45,7 +45,7 @@ def _dropped(scores: np.ndarray, k: int, rng: np.random.Generator,
     """Boolean over `scores`: the k lowest, ties at the k-th value broken by a seeded draw.
     With `last_draw` (the rng is not drawn from again: global pruning) a threshold finds
     them, and only the entries tied at the threshold are drawn from, instead of shuffling
-    all n scores (ResNet-50: 2.2 s -> 0.2 s, BENCHMARKS.md). Without ties at the threshold
+    all n scores (ResNet-50: 2.2 s -> 0.4 s, BENCHMARKS.md). Without ties at the threshold
     this is exactly `_lowest`'s set; with them, another seeded draw among the same ties."""
     if last_draw and 0 < k < scores.size:
         threshold = np.partition(scores, k - 1)[k - 1]
