@@ -35,6 +35,7 @@ class CompileClock:
     def summary(self, names=("train_chunk", "eval_batch")) -> dict[str, float]:
         """Seconds for the named step functions, everything else as 'other', and the total."""
         out = {n: round(self.seconds.get(n, 0.0), 3) for n in names}
-        out["other"] = round(sum(v for k, v in self.seconds.items() if k not in names), 3)
-        out["total"] = round(sum(self.seconds.values()), 3)
+        out["other"] = round(float(sum(v for k, v in self.seconds.items()
+                                       if k not in names)), 3)
+        out["total"] = round(float(sum(self.seconds.values())), 3)
         return out
