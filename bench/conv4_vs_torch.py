@@ -14,71 +14,45 @@ many intra-op threads as the process may use. Timed interleaved in one process.
 from __future__ import annotations
 
 import argparse
-import os
 
 from bench.common import interleaved, table
 from bench.masked_step import step_variants
+from bench.torch_reference import masked_adam_loop
 
 BATCH, EXAMPLES = 60, 512
 MEAN, STD = (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)
 
 
 def torch_loop(steps: int, keep: float = 0.2, seed: int = 0, widths=(64, 128)):
-    """A callable that runs `steps` masked Adam steps of Conv-4 in PyTorch."""
+    """A callable that runs `steps` masked Adam steps of Conv-2/4/6 in PyTorch."""
     import torch
     import torch.nn.functional as F
 
-    torch.manual_seed(seed)
-    torch.set_num_threads(len(os.sched_getaffinity(0)))
-    gen = torch.Generator().manual_seed(seed)
-    images = torch.randint(0, 256, (EXAMPLES, 32, 32, 3), dtype=torch.uint8, generator=gen)
-    labels = torch.randint(0, 10, (EXAMPLES,), generator=gen)
     mean = torch.tensor(MEAN).view(1, 3, 1, 1)
     std = torch.tensor(STD).view(1, 3, 1, 1)
     convs, channels = [], 3
     for width in widths:
         for _ in range(2):
-            convs.append((channels, width))
+            convs.append((width, channels, 3, 3))
             channels = width
     flat = channels * (32 // 2 ** len(widths)) ** 2
-    fcs = [(flat, 256), (256, 256), (256, 10)]
-    kernels = ([torch.nn.init.xavier_normal_(torch.empty(o, i, 3, 3)) for i, o in convs]
-               + [torch.nn.init.xavier_normal_(torch.empty(o, i)) for i, o in fcs])
-    kernels = [k.requires_grad_() for k in kernels]
-    biases = [torch.zeros(k.shape[0], requires_grad=True) for k in kernels]
-    masks = [(torch.rand(k.shape, generator=gen) < keep).float() for k in kernels]
-    with torch.no_grad():
-        for k, m in zip(kernels, masks):
-            k.mul_(m)
-    opt = torch.optim.Adam(kernels + biases, lr=1.2e-3)
-    order = torch.randperm(EXAMPLES, generator=gen)
-    state = {"step": 0}
-    n_conv = len(convs)
+    fcs = [(256, flat), (256, 256), (10, 256)]
 
-    def run():
-        for _ in range(steps):
-            start = (state["step"] * BATCH) % (EXAMPLES - BATCH)
-            idx = order[start:start + BATCH]
-            x = (images[idx].permute(0, 3, 1, 2).float() / 255.0 - mean) / std
-            for i in range(n_conv):
-                x = F.relu(F.conv2d(x, kernels[i] * masks[i], biases[i], padding=1))
-                if i % 2 == 1:
-                    x = F.max_pool2d(x, 2)
-            x = x.permute(0, 2, 3, 1).reshape(BATCH, -1)  # NHWC flatten, as in Flax
-            for j in range(n_conv, len(kernels)):
-                x = F.linear(x, kernels[j] * masks[j], biases[j])
-                if j < len(kernels) - 1:
-                    x = F.relu(x)
-            loss = F.cross_entropy(x, labels[idx])
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            for k, m in zip(kernels, masks):
-                k.grad.mul_(m)
-            opt.step()
-            state["step"] += 1
+    def forward(images, kernels, biases):
+        x = (images.permute(0, 3, 1, 2).float() / 255.0 - mean) / std
+        for i in range(len(convs)):
+            x = F.relu(F.conv2d(x, kernels[i], biases[i], padding=1))
+            if i % 2 == 1:
+                x = F.max_pool2d(x, 2)
+        x = x.permute(0, 2, 3, 1).reshape(x.shape[0], -1)  # NHWC flatten, as in Flax
+        for j in range(len(convs), len(kernels)):
+            x = F.linear(x, kernels[j], biases[j])
+            if j < len(kernels) - 1:
+                x = F.relu(x)
+        return x
 
-    run.kernels, run.masks = kernels, masks  # for tests: pruned weights stay zero
-    return run
+    return masked_adam_loop(steps, (32, 32, 3), convs + fcs, forward, BATCH, EXAMPLES,
+                            keep, seed)
 
 
 def measure(steps: int, repeats: int, model: str = "conv4") -> list:

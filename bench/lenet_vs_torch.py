@@ -16,10 +16,10 @@ interleaved in one process.
 from __future__ import annotations
 
 import argparse
-import os
 
 from bench.common import interleaved, table
 from bench.masked_step import step_variants
+from bench.torch_reference import masked_adam_loop
 
 BATCH, EXAMPLES = 60, 2048
 
@@ -28,43 +28,16 @@ def torch_loop(steps: int, keep: float = 0.2, seed: int = 0):
     """A callable that runs `steps` masked Adam steps of LeNet-300-100 in PyTorch."""
     import torch
 
-    torch.manual_seed(seed)
-    torch.set_num_threads(len(os.sched_getaffinity(0)))
-    gen = torch.Generator().manual_seed(seed)
-    images = torch.randint(0, 256, (EXAMPLES, 28, 28, 1), dtype=torch.uint8, generator=gen)
-    labels = torch.randint(0, 10, (EXAMPLES,), generator=gen)
-    sizes = [(784, 300), (300, 100), (100, 10)]
-    kernels = [torch.nn.init.xavier_normal_(torch.empty(o, i)).requires_grad_()
-               for i, o in sizes]
-    biases = [torch.zeros(o, requires_grad=True) for _, o in sizes]
-    masks = [(torch.rand(k.shape, generator=gen) < keep).float() for k in kernels]
-    with torch.no_grad():
-        for k, m in zip(kernels, masks):
-            k.mul_(m)
-    opt = torch.optim.Adam(kernels + biases, lr=1.2e-3)
-    order = torch.randperm(EXAMPLES, generator=gen)
-    state = {"step": 0}
+    def forward(images, kernels, biases):
+        h = ((images.float() / 255.0 - 0.1307) / 0.3081).reshape(images.shape[0], -1)
+        for i, (k, b) in enumerate(zip(kernels, biases)):
+            h = torch.nn.functional.linear(h, k, b)
+            if i < len(kernels) - 1:
+                h = torch.relu(h)
+        return h
 
-    def run():
-        for _ in range(steps):
-            start = (state["step"] * BATCH) % (EXAMPLES - BATCH)
-            idx = order[start:start + BATCH]
-            x = (images[idx].float() / 255.0 - 0.1307) / 0.3081
-            h = x.reshape(BATCH, -1)
-            for i, (k, b, m) in enumerate(zip(kernels, biases, masks)):
-                h = torch.nn.functional.linear(h, k * m, b)
-                if i < 2:
-                    h = torch.relu(h)
-            loss = torch.nn.functional.cross_entropy(h, labels[idx])
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            for k, m in zip(kernels, masks):
-                k.grad.mul_(m)
-            opt.step()
-            state["step"] += 1
-
-    run.kernels, run.masks = kernels, masks  # for tests: pruned weights stay zero
-    return run
+    return masked_adam_loop(steps, (28, 28, 1), [(300, 784), (100, 300), (10, 100)],
+                            forward, BATCH, EXAMPLES, keep, seed)
 
 
 def measure(steps: int, repeats: int) -> list:

@@ -34,7 +34,7 @@ DATASET = {"lenet300_100": "mnist", "conv2": "cifar10", "conv4": "cifar10",
            "conv6": "cifar10", "conv4_narrow": "cifar10"}
 
 
-def _sparse_mask(params, keep: float, seed: int = 0):
+def sparse_mask(params, keep: float, seed: int = 0):
     rng = np.random.default_rng(seed)
     return jax.tree_util.tree_map(
         lambda m: None if m is None else rng.random(m.shape) < keep,
@@ -60,7 +60,7 @@ def step_variants(model_name: str, batch: int, steps_per_call: int, calls: int,
     idx = device_indices(order.indices(0, steps_per_call, steps_per_call), mesh, 1)
     dense_mask = jax.tree_util.tree_map(lambda _: None, params)
     variants = {}
-    for name, mask in (("masked", _sparse_mask(params, keep)), ("dense", dense_mask)):
+    for name, mask in (("masked", sparse_mask(params, keep)), ("dense", dense_mask)):
         steps = make_steps(model, tx, spec, mesh, steps_per_call)
         own = jax.tree_util.tree_map(np.array, params)  # the step donates its state
         holder = {"state": fresh_state(own, {}, mask, tx, 0, jax.random.PRNGKey(1))}

@@ -18,7 +18,7 @@ import numpy as np
 import optax
 
 from bench.common import interleaved, table
-from bench.masked_step import _sparse_mask
+from bench.masked_step import sparse_mask
 from jaxtickets.models import create_model
 from jaxtickets.parallel import make_mesh
 from jaxtickets.training.batches import BatchOrder, device_indices, put_split
@@ -34,7 +34,7 @@ def _states(model, tx, n: int):
     for r in range(n):
         params = model.init(jax.random.PRNGKey(r), jnp.zeros((1, 28, 28, 1)),
                             train=False)["params"]
-        states.append(fresh_state(params, {}, _sparse_mask(params, 0.2, seed=r), tx, 0,
+        states.append(fresh_state(params, {}, sparse_mask(params, 0.2, seed=r), tx, 0,
                                   jax.random.PRNGKey(100 + r)))
     return states
 
