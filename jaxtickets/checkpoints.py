@@ -30,6 +30,7 @@ from typing import Any, Optional
 import jax
 import orbax.checkpoint as ocp
 
+from jaxtickets import distributed
 from jaxtickets.digests import (check_digest_shape, shape_dtype, tree_digest,
                                 verify_digest)
 from jaxtickets.errors import CheckpointError
@@ -143,14 +144,35 @@ def save_tree(path: os.PathLike, tree: PyTree) -> None:
 
     A previous checkpoint at `path` is replaced only once the new one is complete, so
     a failed save (full disk, read-only file system) leaves it as it was. Failures of
-    the file system are raised as OSError naming `path`.
+    the file system are raised as OSError naming `path`. In a multi-host run every
+    process calls this: Orbax writes the arrays from all of them, and the primary alone
+    does the bookkeeping (stale cleanup, digest, renames), each step fenced.
     """
     path = pathlib.Path(path).absolute()  # Orbax needs absolute paths
     staging, replaced = _siblings(path)
-    try:
+
+    def prepare() -> None:
         _remove_stale(path)
-        digest = tree_digest(tree)
         path.parent.mkdir(parents=True, exist_ok=True)
+
+    def finish() -> None:
+        _write_json_here(staging / DIGEST_FILE, tree_digest(tree))
+        if path.exists():
+            os.replace(path, replaced)
+            os.replace(staging, path)
+            shutil.rmtree(replaced, ignore_errors=True)
+        else:
+            os.replace(staging, path)
+        _fsync_dir(path.parent)
+
+    def clean_up() -> None:
+        for leftover in glob.glob(glob.escape(os.fspath(staging)) + "*"):
+            shutil.rmtree(leftover, ignore_errors=True)
+        if replaced.exists() and not path.exists():
+            os.replace(replaced, path)  # the swap failed halfway: put the old one back
+
+    try:
+        distributed.on_primary(prepare, f"preparing {path}")
         # The synchronous Checkpointer: the async one leaves a thread waiting for
         # minutes when the directory cannot be created (read-only file system).
         checkpointer = ocp.Checkpointer(ocp.StandardCheckpointHandler())
@@ -159,19 +181,10 @@ def save_tree(path: os.PathLike, tree: PyTree) -> None:
                               force=True)
         finally:
             checkpointer.close()
-        write_json(staging / DIGEST_FILE, digest)
-        if path.exists():
-            os.replace(path, replaced)
-            os.replace(staging, path)
-            shutil.rmtree(replaced, ignore_errors=True)
-        else:
-            os.replace(staging, path)
-        _fsync_dir(path.parent)
+        distributed.on_primary(finish, f"finishing {path}")
     except Exception as err:
-        for leftover in glob.glob(glob.escape(os.fspath(staging)) + "*"):
-            shutil.rmtree(leftover, ignore_errors=True)
-        if replaced.exists() and not path.exists():
-            os.replace(replaced, path)  # the swap failed halfway: put the old one back
+        if distributed.is_primary():
+            clean_up()
         named = _as_os_error(err, path)
         if named is not None:
             raise named from err
@@ -220,13 +233,16 @@ class StepCheckpoints:
     def __init__(self, directory: os.PathLike, max_to_keep: int = 2):
         directory = pathlib.Path(directory).absolute()  # Orbax needs absolute paths
         self._directory = directory
-        try:
+        def remove_killed_saves() -> None:
             # Steps whose save was killed. Orbax's own cleanup (enabled below too) runs
             # in the background and is only awaited by the next save; this is at once.
             for stale in glob.glob(glob.escape(os.fspath(directory)) + f"/*{_ORBAX_TMP}*"):
                 print(f"warning: removing {stale}, left by an interrupted save",
                       file=sys.stderr, flush=True)
                 shutil.rmtree(stale) if os.path.isdir(stale) else os.unlink(stale)
+
+        try:
+            distributed.on_primary(remove_killed_saves, f"cleaning {directory}")
             self._manager = ocp.CheckpointManager(
                 os.fspath(directory),
                 options=ocp.CheckpointManagerOptions(max_to_keep=max_to_keep,
@@ -293,8 +309,14 @@ def write_json(path: os.PathLike, data: Any) -> None:
     """Writes JSON atomically: a temporary file in the same directory, fsync, rename.
 
     On failure the previous file (if any) is untouched, the temporary file is removed
-    and the OSError names `path`.
+    and the OSError names `path`. In a multi-host run only the primary process writes
+    (every process calls this at the same point).
     """
+    distributed.on_primary(lambda: _write_json_here(path, data), f"writing {path}")
+
+
+def _write_json_here(path: os.PathLike, data: Any) -> None:
+    """write_json in this process, unfenced (inside a change already on the primary)."""
     path = pathlib.Path(path)
     text = (json.dumps(data, indent=2, sort_keys=True) + "\n").encode()
     tmp = None

@@ -3,6 +3,10 @@
 Any config key can be overridden with --config.a.b=value. Configs are Python files
 and therefore trusted code: run only configs you would run as a script.
 
+Multi-host: every process runs the same command with `--multihost` (JAX finds the
+cluster) or with `--coordinator_address=HOST:PORT --num_processes=N --process_id=I`;
+the workdir must be on a file system all hosts see (see jaxtickets/distributed.py).
+
 Errors a user can fix (a bad config, a workdir of another experiment or in use, a
 damaged checkpoint or result file, a full disk or a read-only workdir) end the run
 with `error: ...` on stderr naming the key or the file, and exit code 2; a failed
@@ -21,6 +25,17 @@ _CONFIG = config_flags.DEFINE_config_file("config", None, "Experiment config fil
                                           lock_config=True)
 _WORKDIR = flags.DEFINE_string("workdir", None, "Directory for checkpoints and results.")
 flags.mark_flags_as_required(["config", "workdir"])
+_MULTIHOST = flags.DEFINE_bool(
+    "multihost", False, "Join a multi-host run with jax.distributed.initialize(), the "
+    "cluster detected by JAX (Cloud TPU, SLURM, ...).")
+_COORDINATOR = flags.DEFINE_string(
+    "coordinator_address", None, "HOST:PORT of process 0 for an explicit multi-host run "
+    "(with --num_processes and --process_id).")
+_NUM_PROCESSES = flags.DEFINE_integer("num_processes", None, "Processes in the run.")
+_PROCESS_ID = flags.DEFINE_integer("process_id", None, "This process's index, 0-based.")
+_LOCAL_DEVICE_IDS = flags.DEFINE_list(
+    "local_device_ids", None, "Devices this process uses (e.g. one GPU per process: its "
+    "SLURM_LOCALID); all local devices if unset.")
 
 # errno values that mean: this file cannot be written (as opposed to read).
 WRITE_ERRNOS = frozenset(getattr(errno, name) for name in
@@ -44,6 +59,7 @@ def describe_os_error(err: OSError, workdir) -> str:
 def run(config, workdir) -> int:
     """Runs the experiment; a fixable error prints one `error:` line and returns 2."""
     from jaxtickets.checkpoints import CheckpointError
+    from jaxtickets.distributed import PrimaryFailed
     from jaxtickets.errors import ConfigError
     from jaxtickets.experiment.driver import run_experiment
     from jaxtickets.experiment.workdir import WorkdirError
@@ -51,7 +67,7 @@ def run(config, workdir) -> int:
 
     try:
         run_experiment(config, workdir)
-    except (ConfigError, WorkdirError, CheckpointError) as err:
+    except (ConfigError, WorkdirError, CheckpointError, PrimaryFailed) as err:
         print(f"error: {err}", file=sys.stderr, flush=True)
         return 2
     except DivergenceError as err:
@@ -70,9 +86,29 @@ def run(config, workdir) -> int:
     return 0
 
 
+def join_processes() -> None:
+    """jax.distributed.initialize() when the flags ask for a multi-host run."""
+    explicit = [_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value]
+    if any(v is not None for v in explicit) and None in explicit:
+        raise app.UsageError("--coordinator_address, --num_processes and --process_id "
+                             "go together")
+    if not _MULTIHOST.value and _COORDINATOR.value is None:
+        if _LOCAL_DEVICE_IDS.value:
+            raise app.UsageError("--local_device_ids needs --multihost or "
+                                 "--coordinator_address")
+        return
+    from jaxtickets import distributed
+
+    device_ids = ([int(i) for i in _LOCAL_DEVICE_IDS.value]
+                  if _LOCAL_DEVICE_IDS.value else None)
+    distributed.initialize(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value,
+                           device_ids)
+
+
 def main(argv: list[str]) -> int:
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    join_processes()
     logging.set_verbosity(logging.WARNING)  # Orbax logs every file operation at INFO
     return run(_CONFIG.value, _WORKDIR.value)
 

@@ -20,7 +20,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from jaxtickets import checkpoints
+from jaxtickets import checkpoints, distributed
 from jaxtickets.config_schema import identity, parse_logit_inits, validate
 from jaxtickets.errors import ConfigError
 from jaxtickets.analysis.correlation import correlation_indicator, kernel_layers
@@ -123,11 +123,12 @@ class Experiment:
         return self.config.num_replicates * total
 
     def run(self) -> dict:
-        self.workdir.mkdir(parents=True, exist_ok=True)
+        distributed.on_primary(lambda: self.workdir.mkdir(parents=True, exist_ok=True),
+                               f"creating {self.workdir}")
         with workdir_lib.WorkdirLock(self.workdir), self.compile_clock:
             if self.resuming:
                 for path in workdir_lib.remove_stale_temporaries(self.workdir):
-                    print(f"removed the unfinished {path} left by an interrupted run")
+                    distributed.primary_print(f"removed the unfinished {path} left by an interrupted run")
             else:
                 workdir_lib.write_config(self.workdir, self.config)
             self.progress = Progress(self._planned_steps(),
@@ -139,9 +140,9 @@ class Experiment:
                 for replicate in range(self.config.num_replicates):
                     self._replicate(source, replicate, rows)
             out = self._write(rows)
-            print(results.format_table(out["rows"]) if len(self.sources) == 1
+            distributed.primary_print(results.format_table(out["rows"]) if len(self.sources) == 1
                   else results.sources_table(self.workdir), flush=True)
-            print(f"done in {time.time() - started:.1f}s; results in "
+            distributed.primary_print(f"done in {time.time() - started:.1f}s; results in "
                   f"{self.workdir / results.RESULTS_FILE}", flush=True)
             return out
 
@@ -173,7 +174,9 @@ class Experiment:
                              for s in self.sources}}
         results.write_results(self.workdir, self.id, rows, extra)
         if self.config.runtime.plot and rows:
-            results.plot_accuracy(rows, self.workdir / results.PLOT_FILE)
+            distributed.on_primary(
+                lambda: results.plot_accuracy(rows, self.workdir / results.PLOT_FILE),
+                f"plotting {self.workdir / results.PLOT_FILE}")
         return checkpoints.read_json(self.workdir / results.RESULTS_FILE)
 
     def _stored_results(self) -> dict:

@@ -10,6 +10,7 @@ import socket
 
 import ml_collections
 
+from jaxtickets import distributed
 from jaxtickets.checkpoints import CheckpointError, read_json, write_json
 from jaxtickets.config_schema import canonical_json, identity
 
@@ -50,13 +51,20 @@ def write_config(workdir: pathlib.Path, config: ml_collections.ConfigDict) -> No
 
 
 class WorkdirLock:
-    """An exclusive lock file; a lock left by a dead process on this host is taken over."""
+    """An exclusive lock file; a lock left by a dead process on this host is taken over.
+
+    In a multi-host run the primary process holds it for all of them.
+    """
 
     def __init__(self, workdir: pathlib.Path):
         self.path = workdir / LOCK_FILE
         self.token = f"{socket.gethostname()} {os.getpid()}"
 
     def __enter__(self) -> "WorkdirLock":
+        distributed.on_primary(self._take, f"taking the lock {self.path}")
+        return self
+
+    def _take(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         for _ in range(2):
             try:
@@ -73,7 +81,7 @@ class WorkdirLock:
             except OSError as err:
                 self.path.unlink(missing_ok=True)
                 raise OSError(err.errno, err.strerror, str(self.path)) from err
-            return self
+            return
         raise WorkdirError(f"could not take the lock {self.path}")
 
     def _holder_alive(self) -> bool:
@@ -92,6 +100,8 @@ class WorkdirLock:
         return True
 
     def __exit__(self, *exc) -> None:
+        if not distributed.is_primary():
+            return
         try:
             if self.path.read_text() == self.token:
                 self.path.unlink()
@@ -102,7 +112,13 @@ class WorkdirLock:
 def remove_stale_temporaries(workdir: pathlib.Path) -> list[pathlib.Path]:
     """Deletes what a killed process left half-written: temporary JSON files and
     unfinished Orbax directories. Finished files are never touched (they are only ever
-    created by renaming a complete temporary into place)."""
+    created by renaming a complete temporary into place). The primary process does it;
+    the list of removed paths is empty elsewhere."""
+    return distributed.on_primary(lambda: _remove_stale_temporaries(workdir),
+                                  f"cleaning {workdir}") or []
+
+
+def _remove_stale_temporaries(workdir: pathlib.Path) -> list[pathlib.Path]:
     removed = []
     for path in sorted(workdir.rglob("*"), reverse=True):
         if path.is_file() and path.name.startswith(".") and path.name.endswith(".tmp"):

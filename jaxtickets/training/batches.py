@@ -14,7 +14,7 @@ import jax
 import numpy as np
 from jax.sharding import Mesh
 
-from jaxtickets.parallel import batch_sharded, replicated
+from jaxtickets.parallel import batch_sharded, global_array, replicated
 
 
 @dataclasses.dataclass
@@ -58,7 +58,8 @@ class BatchOrder:
 
 
 def device_indices(indices: np.ndarray, mesh: Mesh, leading_dims: int) -> jax.Array:
-    return jax.device_put(indices, batch_sharded(mesh, leading_dims))
+    """The indices, split over the mesh along the batch axis (after `leading_dims`)."""
+    return global_array(indices, batch_sharded(mesh, leading_dims))
 
 
 def eval_chunks(size: int, batch: int) -> list[tuple[np.ndarray, np.ndarray]]:

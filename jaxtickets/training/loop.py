@@ -16,6 +16,7 @@ from typing import Callable, Optional
 import jax
 import numpy as np
 
+from jaxtickets import distributed
 from jaxtickets.checkpoints import StepCheckpoints
 from jaxtickets.sparsity.masks import remaining_and_total
 from jaxtickets.training.run_log import RunLog
@@ -91,7 +92,7 @@ class Progress:
         eta = (self.total_steps - self.done_steps) / max(rate, 1e-9)
         acc = metrics.get("test_accuracy")
         acc_text = f" test_acc {100 * acc:.2f}%" if acc is not None else ""
-        print(f"[{label}] step {step}/{end}{acc_text} | {rate:.0f} steps/s | "
+        distributed.primary_print(f"[{label}] step {step}/{end}{acc_text} | {rate:.0f} steps/s | "
               f"experiment {100 * self.done_steps / self.total_steps:.1f}% ETA "
               f"{time.strftime('%H:%M:%S', time.gmtime(eta))}", flush=True)
 

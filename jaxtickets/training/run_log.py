@@ -12,12 +12,20 @@ import json
 import pathlib
 from typing import Optional
 
+from jaxtickets import distributed
+
 LOG_FILE = "log.jsonl"
 TENSORBOARD_DIR = "tensorboard"
 
 
 class RunLog:
+    """The run's JSON lines and TensorBoard files (the primary process's copy only:
+    in a multi-host run the others log nothing, their metrics being the same)."""
+
     def __init__(self, run_dir: pathlib.Path, resumed_step: Optional[int] = None):
+        self._enabled = distributed.is_primary()
+        if not self._enabled:
+            return
         run_dir.mkdir(parents=True, exist_ok=True)
         self.path = run_dir / LOG_FILE
         if resumed_step is not None and self.path.exists():
@@ -32,6 +40,8 @@ class RunLog:
         self._writer = SummaryWriter(str(run_dir / TENSORBOARD_DIR))
 
     def write(self, record: dict) -> None:
+        if not self._enabled:
+            return
         self._file.write(json.dumps(record, sort_keys=True) + "\n")
         self._file.flush()
         for key, value in record.items():
@@ -40,6 +50,8 @@ class RunLog:
         self._writer.flush()
 
     def close(self) -> None:
+        if not self._enabled:
+            return
         self._file.close()
         self._writer.close()
 
