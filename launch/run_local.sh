@@ -6,16 +6,20 @@
 # PYTHON (default .venv/bin/python).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=launch/common.sh
+source launch/common.sh
+usage() { echo "usage: launch/run_local.sh [--dry-run] CONFIG WORKDIR [--config.key=value ...]"; }
 DRY=0
-if [[ "${1:-}" == "--dry-run" ]]; then DRY=1; shift; fi
-if [[ $# -lt 2 ]]; then
-  echo "usage: $0 [--dry-run] CONFIG WORKDIR [--config.key=value ...]" >&2; exit 2
-fi
+case "${1:-}" in
+  --dry-run) DRY=1; shift ;;
+  -h|--help) usage; exit 0 ;;
+  -*) die_usage "unknown option $1" ;;
+esac
+if [[ $# -lt 2 ]]; then die_usage "CONFIG and WORKDIR are required"; fi
 CONFIG=$1; WORKDIR=$2; shift 2
 PYTHON=${PYTHON:-.venv/bin/python}
 TFDS_DIR=${TFDS_DIR:-$HOME/tensorflow_datasets}
 DATA_SRC=${DATA_SRC:-../shared/data}
-run() { echo "+ $*"; if [[ $DRY == 0 ]]; then "$@"; fi; }
 
 declare -A FILES=([mnist]=mnist.npz [cifar10]=cifar10_jpeg.npz)
 for ds in mnist cifar10; do
