@@ -25,6 +25,7 @@ from jaxtickets.sparsity.masks import kernel_kind
 from jaxtickets.tasks import ROTATIONS, TASKS
 from jaxtickets.training.optimizers import OPTIMIZERS
 from jaxtickets.training.schedules import SCHEDULES
+from jaxtickets.training.steps import COMPUTE_DTYPES
 
 DATASETS = ("mnist", "cifar10")
 SOURCES = ("embedded", "tfds")
@@ -51,6 +52,9 @@ def base_config() -> ml_collections.ConfigDict:
     c.model = ml_collections.ConfigDict()
     c.model.name = "lenet300_100"
     c.model.dropout = 0.0
+    # 'bfloat16': the forward and backward passes compute in bf16; parameters, masks,
+    # gradients, optimizer state and BN statistics stay float32 (mixed precision).
+    c.model.compute_dtype = "float32"
 
     c.data = ml_collections.ConfigDict()
     c.data.dataset = "mnist"
@@ -357,6 +361,9 @@ def validate(config: ml_collections.ConfigDict) -> None:
     if config.data.normalize not in NORMALIZE_MODES:
         raise ConfigError(f"data.normalize: expected one of {NORMALIZE_MODES}, got "
                           f"{config.data.normalize!r}")
+    if config.model.compute_dtype not in COMPUTE_DTYPES:
+        raise ConfigError(f"model.compute_dtype: expected one of {COMPUTE_DTYPES}, got "
+                          f"{config.model.compute_dtype!r}")
     if config.data.validation_size == 0:
         raise ConfigError("data.validation_size: early stopping needs a held-out "
                           "validation set (P2 uses 5000)")

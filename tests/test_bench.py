@@ -133,3 +133,12 @@ def test_conv_reference_does_the_masked_work():
         assert not torch.equal(k[m == 1], k0[m == 1])
     row = conv4_vs_torch.measure(steps=1, repeats=1, model="conv2")
     assert row[:2] == ["conv2", 60] and row[4] == pytest.approx(row[2] / row[3])
+
+
+def test_mixed_precision_benchmark_times_both_dtypes():
+    from bench import mixed_precision
+
+    row = mixed_precision.measure("lenet300_100", image=28, batch=12, steps=2, repeats=1)
+    assert row[:3] == ["lenet300_100", 28, 12]
+    assert all(math.isfinite(v) and v > 0 for v in row[3:])
+    assert row[5] == pytest.approx(row[4] / row[3])

@@ -91,14 +91,19 @@ def _importer_cls(name: str) -> type[Any]:
         def _examples(self, split: str) -> Iterator[tuple[int, dict[str, Any]]]:
             images, labels = self.arrays[split]
             with_id = "id" in self.info.features
+            with_file_name = "file_name" in self.info.features
             for i, (image, label) in enumerate(zip(images, labels, strict=True)):
-                # PIL images are PNG-encoded by Pillow inside TFDS (no TF).
+                # Encoded bytes (JPEG) are stored as they are; PIL images are
+                # PNG-encoded by Pillow inside TFDS (no TF).
                 example: dict[str, Any] = {
-                    "image": Image.fromarray(image[..., 0] if image.shape[-1] == 1 else image),
+                    "image": image if isinstance(image, bytes) else
+                    Image.fromarray(image[..., 0] if image.shape[-1] == 1 else image),
                     "label": int(label),
                 }
                 if with_id:  # Official format, e.g. "train_00042" (index in `arrays`).
                     example["id"] = f"{split}_{i:05d}"
+                if with_file_name:
+                    example["file_name"] = f"{split}_{i:05d}.JPEG"
                 yield i, example
 
     _ArrayImporter.name = base.name
@@ -165,6 +170,54 @@ def import_to_tfds(
     """
     if name not in SUPPORTED:
         raise ValueError(f"unsupported dataset {name!r}; expected one of {SUPPORTED}")
+    return _build(name, lambda features: _validate(name, arrays, features), data_dir,
+                  overwrite)
+
+
+JPEG_DATASETS = ("imagenet2012",)
+
+
+def import_jpegs_to_tfds(
+    name: str,
+    splits: Mapping[str, tuple[Sequence[bytes], np.ndarray]],
+    data_dir: str | os.PathLike[str],
+    *,
+    overwrite: bool = False,
+) -> str:
+    """Writes JPEG files (bytes, stored as they are) as the TFDS dataset ``name``.
+
+    For a small ImageNet-format dataset made offline (the tests make one): ``splits``
+    maps split names to ``(list of JPEG bytes, integer labels)``. Returns the prepared
+    folder, as :func:`import_to_tfds` does.
+    """
+    if name not in JPEG_DATASETS:
+        raise ValueError(f"unsupported dataset {name!r}; expected one of {JPEG_DATASETS}")
+
+    def validate(features: Any) -> dict[str, tuple[list[bytes], np.ndarray]]:
+        out = {}
+        classes = features["label"].num_classes
+        for split, (jpegs, labels) in splits.items():
+            labels = np.asarray(labels)
+            if len(jpegs) == 0 or labels.shape != (len(jpegs),):
+                raise ValueError(f"{name}/{split}: needs as many labels as images (> 0)")
+            if labels.min() < 0 or labels.max() >= classes:
+                raise ValueError(f"{name}/{split}: labels must lie in [0, {classes})")
+            for i, jpeg in enumerate(jpegs):
+                try:
+                    with Image.open(io.BytesIO(jpeg)) as im:
+                        if im.format != "JPEG":
+                            raise ValueError(f"is {im.format}")
+                except Exception as err:
+                    raise ValueError(f"{name}/{split}: image {i} is not a JPEG ({err})") from None
+            out[split] = (list(jpegs), labels)
+        return out
+
+    return _build(name, validate, data_dir, overwrite)
+
+
+def _build(name: str, validate: Any, data_dir: str | os.PathLike[str],
+           overwrite: bool) -> str:
+    """Builds ``name`` from the validated splits in a temporary folder, then renames."""
     cls = _importer_cls(name)
     root = Path(data_dir).absolute()
     final = root / name / str(cls.VERSION)
@@ -177,7 +230,7 @@ def import_to_tfds(
     tmp = Path(tempfile.mkdtemp(prefix=f".{name}-{cls.VERSION}.importing-", dir=root))
     try:
         builder = cls(data_dir=str(tmp / "data"), file_format="array_record")
-        builder.arrays = _validate(name, arrays, builder.info.features)
+        builder.arrays = validate(builder.info.features)
         builder.download_and_prepare(
             download_dir=str(tmp / "downloads"),
             download_config=tfds.download.DownloadConfig(
@@ -223,6 +276,31 @@ def _read_records(source: Sequence[Any], n: int) -> Iterator[Any]:
         yield from (source[k] for k in keys)
 
 
+def open_data_source(name: str, split: str,
+                     data_dir: str | os.PathLike[str] | None = None) -> Sequence[Any]:
+    """``tfds.data_source`` for a prepared dataset (never downloads): random access to
+    decoded records.
+
+    Raises:
+      FileNotFoundError: the dataset is not prepared in ``data_dir``; the message says
+        how to prepare it.
+    """
+    try:
+        return tfds.data_source(name, split=split, data_dir=data_dir, download=False)
+    except Exception:
+        builder = tfds.builder(name, data_dir=data_dir)
+        if builder.is_prepared():
+            raise
+        where = builder.data_dir_root
+        how = (prepare_command(name, where) if name in SUPPORTED else
+               f"tfds.builder({name!r}, data_dir={str(where)!r}).download_and_prepare()"
+               " (ImageNet: with its manual download in place)")
+        raise FileNotFoundError(
+            f"TFDS dataset {name!r} is not prepared in data_dir {where} "
+            f"(looked for {builder.data_dir}). Prepare it with:\n  {how}"
+        ) from None
+
+
 def load_tfds_arrays(
     name: str,
     split: str,
@@ -238,18 +316,7 @@ def load_tfds_arrays(
       FileNotFoundError: the dataset is not prepared in ``data_dir``; the
         message gives the command that prepares it.
     """
-    try:
-        source = tfds.data_source(name, split=split, data_dir=data_dir, download=False)
-    except Exception:
-        builder = tfds.builder(name, data_dir=data_dir)
-        if builder.is_prepared():
-            raise
-        where = builder.data_dir_root
-        raise FileNotFoundError(
-            f"TFDS dataset {name!r} is not prepared in data_dir {where} "
-            f"(looked for {builder.data_dir}). Prepare it with:\n"
-            f"  {prepare_command(name, where)}"
-        ) from None
+    source = open_data_source(name, split, data_dir)
     n = len(source)
     images: np.ndarray | None = None
     labels = np.empty((n,), np.int32)

@@ -79,7 +79,8 @@ def input_spec(config: ml_collections.ConfigDict, dataset: str, augment: bool) -
     mean, std = selections.adapted_normalization(
         normalization(dataset, config.data.normalize), IMAGE_SHAPES[config.data.dataset][2])
     d = config.data
-    return InputSpec(mean, std, d.pad_crop if augment else 0, d.flip and augment)
+    return InputSpec(mean, std, d.pad_crop if augment else 0, d.flip and augment,
+                     config.model.compute_dtype)
 
 
 def with_half(splits: Splits, which: str, split_seed: int) -> Splits:

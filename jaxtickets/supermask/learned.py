@@ -25,7 +25,7 @@ from jax.sharding import Mesh
 from jaxtickets.parallel import batch_sharded, make_mesh, replicated
 from jaxtickets.training.batches import BatchOrder, DeviceSplit, device_indices, eval_chunks
 from jaxtickets.training.loop import early_stop, summarize
-from jaxtickets.training.steps import apply_model
+from jaxtickets.training.steps import apply_model, cast_for_compute
 
 if TYPE_CHECKING:
     from jaxtickets.experiment.setup import Setup
@@ -114,9 +114,10 @@ def _functions(model, task, spec, mesh: Mesh) -> _Functions:
 
         def loss_of(logits):
             gates = learned_mask_sample(logits, mask, mask_key)
-            out, new_stats = apply_model(model, gated_params(params, gates), stats, x, True,
-                                      drop_key)
-            loss, correct, count = task.train_loss(out, targets)
+            weights, x_in = cast_for_compute(gated_params(params, gates), x,
+                                             spec.compute_dtype)
+            out, new_stats = apply_model(model, weights, stats, x_in, True, drop_key)
+            loss, correct, count = task.train_loss(out.astype(jnp.float32), targets)
             return loss, (correct, count, new_stats)
 
         (loss, (correct, count, stats)), grads = jax.value_and_grad(
@@ -153,8 +154,9 @@ def _functions(model, task, spec, mesh: Mesh) -> _Functions:
     def eval_batch(params, stats, images, labels, idx, weights):
         raw = jax.lax.with_sharding_constraint(images[idx], batch_sharded(mesh))
         x, targets = task.eval_inputs(raw, labels[idx], spec)
-        out, _ = apply_model(model, params, stats, x, False, jax.random.PRNGKey(0))
-        losses, right = task.eval_metrics(out, targets)
+        computed, x = cast_for_compute(params, x, spec.compute_dtype)
+        out, _ = apply_model(model, computed, stats, x, False, jax.random.PRNGKey(0))
+        losses, right = task.eval_metrics(out.astype(jnp.float32), targets)
         return {"loss_sum": jnp.sum(losses * weights), "correct": jnp.sum(right * weights)}
 
     rep = replicated(mesh)

@@ -47,6 +47,11 @@ class BatchOrder:
     def _epoch_permutation(self, epoch: int) -> np.ndarray:
         return np.random.default_rng([self.seed, epoch]).permutation(self.num_examples)
 
+    def index(self, step: int, row: int) -> int:
+        """The training example at `row` of step `step`'s batch (one entry of `indices`)."""
+        epoch, pos = divmod(step, self.steps_per_epoch)
+        return int(self._epoch_permutation(epoch)[pos * self.batch_size + row])
+
     def indices(self, start_step: int, count: int, pad_to: int) -> np.ndarray:
         """int32 [pad_to, batch] indices for steps start..start+count (rows past count are 0)."""
         out = np.zeros((pad_to, self.batch_size), dtype=np.int32)

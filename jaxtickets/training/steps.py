@@ -27,14 +27,28 @@ from jaxtickets.training.state import TrainState
 PyTree = Any
 
 
+COMPUTE_DTYPES = ("float32", "bfloat16")
+
+
 @dataclasses.dataclass(frozen=True)
 class InputSpec:
-    """How raw uint8 images become network input, and the on-device augmentation."""
+    """How raw uint8 images become network input, the on-device augmentation, and the
+    dtype the network computes in (its input and masked weights are cast to it)."""
 
     mean: tuple[float, ...]
     std: tuple[float, ...]
     pad_crop: int = 0
     flip: bool = False
+    compute_dtype: str = "float32"
+
+
+def cast_for_compute(weights: PyTree, x: jax.Array, dtype: str) -> tuple[PyTree, jax.Array]:
+    """Mixed precision at the model's boundary: the masked float32 weights and the input
+    in `dtype`. The cast is after the mask, so pruned weights are exact zeros in bf16
+    too, and its gradient casts back, so gradients and updates stay float32."""
+    if dtype == "float32":
+        return weights, x
+    return (jax.tree_util.tree_map(lambda w: w.astype(dtype), weights), x.astype(dtype))
 
 
 @dataclasses.dataclass
@@ -68,7 +82,11 @@ def make_steps(model: nn.Module, tx: optax.GradientTransformationExtraArgs,
     task = task or LabelsTask()
 
     def forward(params, batch_stats, mask, x, train, rng):
-        return apply_model(model, apply_mask(params, mask), batch_stats, x, train, rng)
+        if input_spec.compute_dtype == "float32":
+            return apply_model(model, apply_mask(params, mask), batch_stats, x, train, rng)
+        weights, x = cast_for_compute(apply_mask(params, mask), x, input_spec.compute_dtype)
+        out, new_stats = apply_model(model, weights, batch_stats, x, train, rng)
+        return out.astype(jnp.float32), new_stats  # losses and metrics in float32
 
     def one_step(state: TrainState, images, labels, batch_idx):
         rng = jax.random.fold_in(state.rng, state.step)

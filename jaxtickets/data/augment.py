@@ -1,0 +1,99 @@
+"""Host-side image augmentation for streamed datasets (ImageNet-style), numpy + Pillow.
+
+Train: optional small rotation (Exemplar's), random-resized crop (Inception-style:
+area fraction in `scale`, aspect ratio log-uniform in `ratio`, 10 tries then a centre
+crop), horizontal flip, colour jitter (brightness, contrast, saturation). Evaluation:
+resize the shorter side to size / 0.875, centre crop. Every random draw comes from the
+generator passed in, so an image's augmentation is a pure function of its seed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import numpy as np
+from PIL import Image
+
+EVAL_CROP_FRACTION = 0.875  # 224 of 256: the usual ImageNet centre crop
+
+
+@dataclasses.dataclass(frozen=True)
+class ImageRecipe:
+    size: int = 224
+    scale: tuple[float, float] = (0.08, 1.0)
+    ratio: tuple[float, float] = (3 / 4, 4 / 3)
+    flip: bool = True
+    jitter: float = 0.4           # brightness, contrast, saturation factors in 1 ± jitter
+    rotation_degrees: float = 0.0  # Exemplar: uniform in ± this, before the crop
+
+
+def _as_rgb(image: np.ndarray) -> Image.Image:
+    array = np.asarray(image)
+    if array.ndim == 2:
+        array = array[..., None]
+    if array.shape[-1] == 1:
+        array = np.repeat(array, 3, axis=-1)
+    return Image.fromarray(array.astype(np.uint8), "RGB")
+
+
+def _crop_box(width: int, height: int, recipe: ImageRecipe,
+              rng: np.random.Generator) -> tuple[int, int, int, int]:
+    area = width * height
+    log_ratio = (math.log(recipe.ratio[0]), math.log(recipe.ratio[1]))
+    for _ in range(10):
+        target = area * rng.uniform(*recipe.scale)
+        aspect = math.exp(rng.uniform(*log_ratio))
+        w = int(round(math.sqrt(target * aspect)))
+        h = int(round(math.sqrt(target / aspect)))
+        if 0 < w <= width and 0 < h <= height:
+            x = int(rng.integers(0, width - w + 1))
+            y = int(rng.integers(0, height - h + 1))
+            return x, y, x + w, y + h
+    # Fallback: the largest centre crop within the ratio bounds.
+    aspect = width / height
+    if aspect < recipe.ratio[0]:
+        w, h = width, int(round(width / recipe.ratio[0]))
+    elif aspect > recipe.ratio[1]:
+        w, h = int(round(height * recipe.ratio[1])), height
+    else:
+        w, h = width, height
+    x, y = (width - w) // 2, (height - h) // 2
+    return x, y, x + w, y + h
+
+
+def _jitter(pixels: np.ndarray, amount: float, rng: np.random.Generator) -> np.ndarray:
+    x = pixels.astype(np.float32)
+    brightness, contrast, saturation = rng.uniform(1 - amount, 1 + amount, 3)
+    x = x * brightness
+    gray = x @ np.array([0.299, 0.587, 0.114], np.float32)
+    x = gray.mean() + contrast * (x - gray.mean())
+    gray = (x @ np.array([0.299, 0.587, 0.114], np.float32))[..., None]
+    x = gray + saturation * (x - gray)
+    return np.clip(np.round(x), 0, 255).astype(np.uint8)
+
+
+def train_image(image: np.ndarray, recipe: ImageRecipe, rng: np.random.Generator) -> np.ndarray:
+    """One augmented training image, uint8 [size, size, 3]."""
+    pil = _as_rgb(image)
+    if recipe.rotation_degrees:
+        angle = rng.uniform(-recipe.rotation_degrees, recipe.rotation_degrees)
+        pil = pil.rotate(angle, resample=Image.BILINEAR)
+    box = _crop_box(pil.width, pil.height, recipe, rng)
+    pil = pil.resize((recipe.size, recipe.size), resample=Image.BILINEAR, box=box)
+    if recipe.flip and rng.random() < 0.5:
+        pil = pil.transpose(Image.FLIP_LEFT_RIGHT)
+    pixels = np.asarray(pil)
+    return _jitter(pixels, recipe.jitter, rng) if recipe.jitter else pixels
+
+
+def eval_image(image: np.ndarray, recipe: ImageRecipe) -> np.ndarray:
+    """Shorter side resized to size / 0.875, then the centre size x size crop."""
+    pil = _as_rgb(image)
+    short = int(round(recipe.size / EVAL_CROP_FRACTION))
+    scale = short / min(pil.width, pil.height)
+    width = max(recipe.size, int(round(pil.width * scale)))
+    height = max(recipe.size, int(round(pil.height * scale)))
+    pil = pil.resize((width, height), resample=Image.BILINEAR)
+    x, y = (width - recipe.size) // 2, (height - recipe.size) // 2
+    return np.asarray(pil.crop((x, y, x + recipe.size, y + recipe.size)))
