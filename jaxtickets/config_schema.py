@@ -18,7 +18,7 @@ import ml_collections
 
 from jaxtickets import durations
 from jaxtickets.errors import ConfigError
-from jaxtickets.data.datasets import IMAGE_SHAPES, NORMALIZE_MODES
+from jaxtickets.data.datasets import IMAGE_SHAPES, NORMALIZE_MODES, NUM_CLASSES
 from jaxtickets.data.selections import HALVES
 from jaxtickets.models import abstract_variables, create_model, model_names
 from jaxtickets.sparsity.masks import kernel_kind
@@ -27,7 +27,7 @@ from jaxtickets.training.optimizers import OPTIMIZERS
 from jaxtickets.training.schedules import SCHEDULES
 from jaxtickets.training.steps import COMPUTE_DTYPES
 
-DATASETS = ("mnist", "cifar10")
+DATASETS = tuple(NUM_CLASSES)  # the in-memory datasets
 SOURCES = ("embedded", "tfds")
 # Branches trained (or evaluated) at each evaluated level beside the ticket; 'noise_C'
 # (C > 0, e.g. noise_0.5) adds C x sigma_layer Gaussian noise to the ticket (P2 F.7).

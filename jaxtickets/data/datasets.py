@@ -17,7 +17,10 @@ from jaxtickets.errors import ConfigError
 
 NORMALIZATION = {  # per-channel mean and std of the training images
     "mnist": ((0.1307,), (0.3081,)),
+    "fashion_mnist": ((0.2860,), (0.3530,)),
     "cifar10": ((0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)),
+    "cifar100": ((0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762)),
+    "svhn_cropped": ((0.4377, 0.4438, 0.4728), (0.1980, 0.2010, 0.1970)),
 }
 # 'standard': (pixel/255 - mean) / std per channel; 'unit': pixel/255 in [0, 1], what P4's
 # code feeds its networks (it matters for untrained supermasks: P4 Table 1).
@@ -32,8 +35,11 @@ def normalization(dataset: str, mode: str) -> tuple[tuple[float, ...], tuple[flo
     return mean, std
 
 
-NUM_CLASSES = {"mnist": 10, "cifar10": 10}
-IMAGE_SHAPES = {"mnist": (28, 28, 1), "cifar10": (32, 32, 3)}  # [H, W, C] per dataset
+# Held in memory (and on the device); read from TFDS. 'label' is CIFAR-100's fine label.
+NUM_CLASSES = {"mnist": 10, "fashion_mnist": 10, "cifar10": 10, "cifar100": 100,
+               "svhn_cropped": 10}
+IMAGE_SHAPES = {"mnist": (28, 28, 1), "fashion_mnist": (28, 28, 1),  # [H, W, C]
+                "cifar10": (32, 32, 3), "cifar100": (32, 32, 3), "svhn_cropped": (32, 32, 3)}
 EMBEDDED_MNIST = "mnist_subset.npz"
 
 
