@@ -68,6 +68,10 @@ def base_config() -> ml_collections.ConfigDict:
     c.data.flip = False             # CIFAR augmentation: random horizontal flip
     c.data.half = ""                # 'a' or 'b': train on a stratified half (P1's CIFAR-10a/b)
     c.data.normalize = "standard"   # per-channel mean/std; 'unit': pixels / 255 (P4's code)
+    # Streamed datasets (ImageNet, Places365): the crop side, and Exemplar's small random
+    # rotations (degrees, uniform in +- this) before the random-resized crop.
+    c.data.image_size = 224
+    c.data.rotation_degrees = 0.0
 
     c.train = ml_collections.ConfigDict()
     c.train.batch_size = 60
@@ -540,7 +544,18 @@ def identity(config: ml_collections.ConfigDict) -> str:
     return hashlib.sha256(canonical_json(config).encode()).hexdigest()[:16]
 
 
+# Keys added after workdirs existed, with the value that reproduces the older behaviour:
+# left out of the identity while they hold it, so those workdirs still resume. Any other
+# value changes the hash, as every key does.
+ADDED_LATER = {"model.compute_dtype": "float32", "data.image_size": 224,
+               "data.rotation_degrees": 0.0}
+
+
 def canonical_json(config: ml_collections.ConfigDict) -> str:
     data = config.to_dict()
     data.pop(RUNTIME_KEY, None)
+    for dotted, neutral in ADDED_LATER.items():
+        group, key = dotted.split(".")
+        if data.get(group, {}).get(key, neutral) == neutral:
+            data.get(group, {}).pop(key, None)
     return json.dumps(data, sort_keys=True, separators=(",", ":"))

@@ -142,3 +142,24 @@ def test_parse_levels():
         range(9, 31, 3))
     assert config_schema.parse_levels("all", 3) == [0, 1, 2, 3]
     assert config_schema.parse_levels("6, 0,3,3", 8) == [0, 3, 6]
+
+
+def test_keys_added_later_leave_older_identities_unchanged():
+    """A workdir made before a key existed keeps its identity while the key holds the value
+    that reproduces the older behaviour; any other value is another experiment."""
+    import hashlib
+    import json
+
+    from conftest import smoke_config
+    from jaxtickets.config_schema import ADDED_LATER, RUNTIME_KEY, identity
+
+    config = smoke_config()
+    older = config.to_dict()
+    older.pop(RUNTIME_KEY)
+    for dotted in ADDED_LATER:
+        group, key = dotted.split(".")
+        del older[group][key]  # as configs were before the key was added
+    older_hash = hashlib.sha256(json.dumps(older, sort_keys=True, separators=(",", ":"))
+                                .encode()).hexdigest()[:16]
+    assert identity(config) == older_hash
+    assert identity(smoke_config(model__compute_dtype="bfloat16")) != older_hash

@@ -180,33 +180,26 @@ def level_summary(theta0_params: PyTree, dense_final_params: PyTree, mask: PyTre
 
 
 # ---- plots -----------------------------------------------------------------------------------
-def _pyplot():
-    import matplotlib
+def _grid(rows: int, cols: int):
+    # A Figure of its own, not pyplot: no global backend switch (a notebook keeps its).
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def _grid(plt, rows: int, cols: int):
-    fig, axes = plt.subplots(rows, cols, figsize=(3.4 * cols, 2.5 * rows), squeeze=False)
+    fig = Figure(figsize=(3.4 * cols, 2.5 * rows))
+    axes = fig.subplots(rows, cols, squeeze=False)
     return fig, axes
 
 
-def _save(fig, plt, path: pathlib.Path) -> None:
+def _save(fig, path: pathlib.Path) -> None:
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=100)
-    plt.close(fig)
 
 
 def plot_init_histograms(per_level: dict[int, dict[str, tuple[np.ndarray, np.ndarray]]],
                          densities: dict[int, dict[str, float]], path: pathlib.Path) -> None:
-    plt = _pyplot()
     levels = sorted(per_level)
     layers = list(per_level[levels[0]])
-    fig, axes = _grid(plt, len(levels), len(layers))
+    fig, axes = _grid(len(levels), len(layers))
     for r, level in enumerate(levels):
         for c, name in enumerate(layers):
             density, edges = per_level[level][name]
@@ -220,7 +213,7 @@ def plot_init_histograms(per_level: dict[int, dict[str, tuple[np.ndarray, np.nda
             if r == len(levels) - 1:
                 ax.set_xlabel("initial value", fontsize=8)
     fig.suptitle("initial values of the surviving weights (P2 App. F.1), area 1", fontsize=10)
-    _save(fig, plt, path)
+    _save(fig, path)
 
 
 def _overlay(ax, inside: np.ndarray, outside: np.ndarray, bins: int) -> None:
@@ -238,11 +231,10 @@ def _overlay(ax, inside: np.ndarray, outside: np.ndarray, bins: int) -> None:
 
 def plot_movement(per_level: dict[int, dict[str, dict[str, np.ndarray]]], path: pathlib.Path,
                   bins: int = 40) -> None:
-    plt = _pyplot()
     levels = sorted(per_level)
     layers = list(per_level[levels[0]])
     rows = [(level, kind) for level in levels for kind in ("abs", "growth")]
-    fig, axes = _grid(plt, len(rows), len(layers))
+    fig, axes = _grid(len(rows), len(layers))
     label = {"abs": "|w_f - w_i|", "growth": "|w_f| - |w_i|"}
     for r, (level, kind) in enumerate(rows):
         for c, name in enumerate(layers):
@@ -254,17 +246,16 @@ def plot_movement(per_level: dict[int, dict[str, dict[str, np.ndarray]]], path: 
             ax.legend(fontsize=6)
     fig.suptitle("movement from theta_0 to the dense run's final weights, inside vs outside "
                  "the ticket (P2 App. F.5), area 1", fontsize=10)
-    _save(fig, plt, path)
+    _save(fig, path)
 
 
 def plot_connectivity(per_level: dict[int, dict[str, dict[str, np.ndarray]]],
                       densities: dict[int, dict[str, float]], path: pathlib.Path,
                       bins: int = 25) -> None:
-    plt = _pyplot()
     levels = sorted(per_level)
     layers = list(per_level[levels[0]])
     rows = [(level, kind) for level in levels for kind in ("incoming", "outgoing")]
-    fig, axes = _grid(plt, len(rows), len(layers))
+    fig, axes = _grid(len(rows), len(layers))
     edges = np.linspace(0, 1, bins + 1)
     for r, (level, kind) in enumerate(rows):
         for c, name in enumerate(layers):
@@ -281,7 +272,7 @@ def plot_connectivity(per_level: dict[int, dict[str, dict[str, np.ndarray]]],
                 ax.set_ylabel("% of units", fontsize=8)
     fig.suptitle("per-unit connectivity (P2 App. F.6); dashed: the layer's density",
                  fontsize=10)
-    _save(fig, plt, path)
+    _save(fig, path)
 
 
 # ---- CLI -------------------------------------------------------------------------------------

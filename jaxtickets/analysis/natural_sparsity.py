@@ -153,13 +153,12 @@ def sorted_magnitudes(params: PyTree, exclude_output: bool = True,
 def plot_sorted_magnitudes(curves: Sequence[tuple[str, np.ndarray, float]], threshold: float,
                            path: pathlib.Path, title: str = "") -> None:
     """curves: (label, ascending magnitudes, fraction below). Zeros are drawn at the floor."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    # A Figure of its own, not pyplot: no global backend switch (a notebook keeps its).
+    from matplotlib.figure import Figure
 
     floor = threshold / 100.0
-    fig, ax = plt.subplots(figsize=(6.5, 4.2))
+    fig = Figure(figsize=(6.5, 4.2))
+    ax = fig.subplots()
     top = threshold
     for label, mags, fraction in curves:
         n = mags.size
@@ -180,7 +179,6 @@ def plot_sorted_magnitudes(curves: Sequence[tuple[str, np.ndarray, float]], thre
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=120)
-    plt.close(fig)
 
 
 def _unique_labels(workdirs: Sequence[str]) -> list[str]:

@@ -35,18 +35,19 @@ def plot_vs_remaining(cells: Sequence[Cell], path: pathlib.Path, *, ylabel: str,
     """Mean of `cells`' metric (x scale) against 100 x density, one line per column."""
     import matplotlib
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    # A Figure of its own, not pyplot: no global backend switch (a notebook keeps its).
+    from matplotlib.figure import Figure
     from matplotlib import ticker
 
     columns: list[Column] = list(dict.fromkeys(c.column for c in cells))
     names = column_names(columns)
     labels = list(dict.fromkeys(c.label for c in columns))
     series = list(dict.fromkeys((c.source, c.branch) for c in columns))
-    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    colors = matplotlib.rcParams["axes.prop_cycle"].by_key()["color"]
 
     crowded = len(columns) > 10  # legend beside the axes, markers tell colour repeats apart
-    fig, ax = plt.subplots(figsize=(11, 5) if crowded else (7, 4.5))
+    fig = Figure(figsize=(11, 5) if crowded else (7, 4.5))
+    ax = fig.subplots()
     for column in columns:
         mine = sorted((c for c in cells if c.column == column), key=lambda c: c.level)
         x = [100 * c.density for c in mine]
@@ -85,5 +86,4 @@ def plot_vs_remaining(cells: Sequence[Cell], path: pathlib.Path, *, ylabel: str,
     path = pathlib.Path(path)
     tmp = path.with_name(f".{path.name}.tmp")
     fig.savefig(tmp, dpi=120, format="png")
-    plt.close(fig)
     tmp.replace(path)

@@ -63,12 +63,11 @@ def format_table(rows: list[dict]) -> str:
 
 def plot_accuracy(rows: list[dict], path: pathlib.Path) -> None:
     """Test accuracy at early stop against % remaining (log x), one line per branch."""
-    import matplotlib
+    # A Figure of its own, not pyplot: no global backend switch (a notebook keeps its).
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6, 4))
+    fig = Figure(figsize=(6, 4))
+    ax = fig.subplots()
     early = _mean_by(rows, "early_stop_test_accuracy")
     density = {r["level"]: r["density"] for r in rows}
     for branch in dict.fromkeys(column(r, rows) for r in rows):
@@ -84,7 +83,6 @@ def plot_accuracy(rows: list[dict], path: pathlib.Path) -> None:
     fig.tight_layout()
     tmp = path.with_name(f".{path.name}.tmp")
     fig.savefig(tmp, dpi=120, format="png")
-    plt.close(fig)
     tmp.replace(path)
 
 
