@@ -18,7 +18,8 @@ import ml_collections
 
 from jaxtickets import durations
 from jaxtickets.errors import ConfigError
-from jaxtickets.data.datasets import IMAGE_SHAPES, NORMALIZE_MODES, NUM_CLASSES
+from jaxtickets.data.datasets import (NORMALIZE_MODES, NUM_CLASSES, STREAMED_CLASSES,
+                                      input_shape)
 from jaxtickets.data.selections import HALVES
 from jaxtickets.models import abstract_variables, create_model, model_names
 from jaxtickets.sparsity.masks import kernel_kind
@@ -27,7 +28,7 @@ from jaxtickets.training.optimizers import OPTIMIZERS
 from jaxtickets.training.schedules import SCHEDULES
 from jaxtickets.training.steps import COMPUTE_DTYPES
 
-DATASETS = tuple(NUM_CLASSES)  # the in-memory datasets
+DATASETS = tuple(NUM_CLASSES) + tuple(STREAMED_CLASSES)  # in memory, then streamed
 SOURCES = ("embedded", "tfds")
 # Branches trained (or evaluated) at each evaluated level beside the ticket; 'noise_C'
 # (C > 0, e.g. noise_0.5) adds C x sigma_layer Gaussian noise to the ticket (P2 F.7).
@@ -132,6 +133,7 @@ def base_config() -> ml_collections.ConfigDict:
     c.runtime.log_every_seconds = 10.0
     c.runtime.steps_per_call = 100
     c.runtime.plot = True
+    c.runtime.reader_threads = 16   # streamed datasets: host threads decoding images
     return c
 
 
@@ -228,10 +230,11 @@ def _finite(value: int | float) -> bool:
 
 
 @functools.lru_cache(maxsize=None)
-def model_kinds(model_name: str, dataset: str) -> frozenset[str]:
+def model_kinds(model_name: str, dataset: str, image_size: int = 224) -> frozenset[str]:
     """The kinds of the model's kernels (conv, dense, output, shortcut), found by an
     abstract initialization: shapes only, no compute."""
-    shapes = abstract_variables(create_model(model_name, 10), IMAGE_SHAPES[dataset])
+    shapes = abstract_variables(create_model(model_name, 10),
+                                input_shape(dataset, image_size))
     leaves = jax.tree_util.tree_flatten_with_path(shapes["params"])[0]
     return frozenset(k for k in (kernel_kind(path, leaf) for path, leaf in leaves) if k)
 
@@ -360,6 +363,11 @@ def validate(config: ml_collections.ConfigDict) -> None:
     for key in ("validation_size", "train_size", "test_size", "pad_crop"):
         if config.data[key] < 0:
             raise ConfigError(f"data.{key}: must be >= 0, got {config.data[key]}")
+    if config.data.image_size < 8:
+        raise ConfigError(f"data.image_size: must be >= 8, got {config.data.image_size}")
+    if not 0 <= config.data.rotation_degrees <= 180:
+        raise ConfigError(f"data.rotation_degrees: must lie in [0, 180], got "
+                          f"{config.data.rotation_degrees}")
     if config.data.half not in HALVES:
         raise ConfigError(f"data.half: expected one of {HALVES}, got {config.data.half!r}")
     if config.data.normalize not in NORMALIZE_MODES:
@@ -418,7 +426,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
                 _rate(p.rates[kind], f"pruning.rates.{kind}")
     if not any(p.prune.values()):
         raise ConfigError("pruning.prune: at least one kind of layer must be prunable")
-    present = model_kinds(config.model.name, config.data.dataset)
+    present = model_kinds(config.model.name, config.data.dataset, config.data.image_size)
     if not any(p.prune[kind] for kind in present):
         raise ConfigError(f"pruning.prune: model.name={config.model.name!r} has no kernel of "
                           f"a prunable kind (it has {', '.join(sorted(present))}; prunable: "
@@ -445,12 +453,42 @@ def validate(config: ml_collections.ConfigDict) -> None:
             p.schedule == "one_shot"):
         _check_one_shot(p, present)
     _validate_supermask(config)
+    if config.data.dataset in STREAMED_CLASSES:
+        _validate_streamed(config)
+    if config.runtime.reader_threads < 1:
+        raise ConfigError(f"runtime.reader_threads: must be >= 1, got "
+                          f"{config.runtime.reader_threads}")
     if config.runtime.steps_per_call < 1:
         raise ConfigError(f"runtime.steps_per_call: must be >= 1, got "
                           f"{config.runtime.steps_per_call}")
     if config.runtime.log_every_seconds < 0:
         raise ConfigError(f"runtime.log_every_seconds: must be >= 0, got "
                           f"{config.runtime.log_every_seconds}")
+
+
+def _validate_streamed(config: ml_collections.ConfigDict) -> None:
+    """What a streamed dataset (ImageNet, Places365) does not do yet: data selections,
+    which work on in-memory arrays, and learned supermasks (their own training loop)."""
+    d, name = config.data, config.data.dataset
+    unsupported = [("data.half", d.half), ("data.train_size", d.train_size),
+                   ("data.test_size", d.test_size)]
+    for source in config.generation.keys():
+        s = config.generation[source]
+        unsupported += [(f"generation.{source}.dataset", s.dataset not in ("", name)),
+                        (f"generation.{source}.half", s.half),
+                        (f"generation.{source}.sample_fraction", s.sample_fraction < 1),
+                        (f"generation.{source}.class_fraction", s.class_fraction < 1),
+                        (f"generation.{source}.task", s.task in ("shuffled_labels",
+                                                                 "semisup"))]
+    for key, value in unsupported:
+        if value:
+            raise ConfigError(f"{key}: not supported with the streamed dataset {name} yet "
+                              "(data selections need an in-memory dataset)")
+    wanted = [config.branches] + [config.generation[s].branches
+                                  for s in config.generation.keys()]
+    if any("learned_supermask" in b for b in wanted):
+        raise ConfigError(f"branches: learned_supermask is not supported with the streamed "
+                          f"dataset {name} yet")
 
 
 def _validate_source(config: ml_collections.ConfigDict, name: str) -> None:

@@ -38,6 +38,35 @@ def shared_to_tfds(name: str, data_dir: pathlib.Path, n_train: int | None = None
     return str(data_dir)
 
 
+def _jpeg(rng: np.random.Generator) -> bytes:
+    """A JPEG of random size with structure (gradients, a block) and noise."""
+    import io
+
+    from PIL import Image
+
+    h, w = (int(v) for v in rng.integers(40, 90, 2))
+    y, x = np.mgrid[0:h, 0:w]
+    image = np.stack([255 * x / w, 255 * y / h, np.full((h, w), rng.integers(0, 256))], -1)
+    image[h // 4: h // 2, w // 4: w // 2] = rng.integers(0, 256, 3)
+    image = np.clip(image + rng.normal(0, 8, image.shape), 0, 255).astype(np.uint8)
+    buf = io.BytesIO()
+    Image.fromarray(image).save(buf, format="JPEG", quality=90)
+    return buf.getvalue()
+
+
+def make_jpeg_imagenet(data_dir: pathlib.Path, n_train: int, n_val: int,
+                       classes: int = 1000) -> str:
+    """A small imagenet2012 in TFDS format (real JPEG files) under `data_dir`, with
+    random labels: for the pipeline's mechanics, not for accuracy."""
+    from jaxtickets.data.tfds_io import import_jpegs_to_tfds
+
+    rng = np.random.default_rng(0)
+    splits = {split: ([_jpeg(rng) for _ in range(n)], rng.integers(0, classes, n))
+              for split, n in (("train", n_train), ("validation", n_val))}
+    import_jpegs_to_tfds("imagenet2012", splits, data_dir)
+    return str(data_dir)
+
+
 def smoke_config(**overrides):
     """configs/mnist_lenet.py:smoke with dotted-key overrides ('pruning.rewind'='100st')."""
     config = load_config("mnist_lenet", "smoke")

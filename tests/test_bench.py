@@ -142,3 +142,15 @@ def test_mixed_precision_benchmark_times_both_dtypes():
     assert row[:3] == ["lenet300_100", 28, 12]
     assert all(math.isfinite(v) and v > 0 for v in row[3:])
     assert row[5] == pytest.approx(row[4] / row[3])
+
+
+def test_imagenet_pipeline_benchmark_decodes_real_jpegs():
+    from bench import imagenet_pipeline
+
+    jpeg = imagenet_pipeline.synthetic_jpegs(1)[0]
+    assert jpeg[:2] == b"\xff\xd8"  # a JPEG stream
+    row = imagenet_pipeline.measure(images=16, batch=8, threads=1, size=32, repeats=1,
+                                    model="lenet300_100")
+    assert row[:4] == ["lenet300_100", 32, 8, 1]
+    assert all(math.isfinite(v) and v > 0 for v in row[4:])
+    assert row[6] == pytest.approx(row[4] / row[5])

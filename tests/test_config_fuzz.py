@@ -38,12 +38,13 @@ SHIPPED = [("mnist_lenet", None), ("mnist_lenet", "demo"), ("mnist_lenet", "smok
            ("cifar10_conv_controls", "conv2"), ("cifar10_conv_controls", "conv6"),
            ("cifar10_conv_controls", "conv4,smoke"), ("p3_resnet20", None),
            ("p3_resnet20", "0.01,wr"), ("p3_resnet20", "0.1,wr,smoke"),
-           ("mnist_p2_controls", None), ("mnist_p2_controls", "smoke")]
+           ("mnist_p2_controls", None), ("mnist_p2_controls", "smoke"),
+           ("imagenet_rotnet", None), ("imagenet_rotnet", "rotnet,smoke")]
 
 # Training images before the validation split, per (dataset, source) (see datasets.py;
 # the embedded size is checked against the real file below).
 RAW_TRAIN_SIZE = {("mnist", "tfds"): 60000, ("mnist", "embedded"): 12000,
-                  ("cifar10", "tfds"): 50000}
+                  ("cifar10", "tfds"): 50000, ("imagenet2012", "tfds"): 1281167}
 DURATION_KEYS = ("train.duration", "train.warmup", "train.eval_every",
                  "train.checkpoint_every", "pruning.rewind", "train.decay_at")
 # Examples per property; together the properties run in a few seconds.
@@ -171,6 +172,10 @@ def out_of_range(data: dict) -> dict[str, st.SearchStrategy]:
     out["data.split_seed"] = negative | st.integers(min_value=2 ** 32)
     outside_0_1 = numbers_at_or_below(0, inclusive=False) | numbers_at_or_above(1) | NAN_INF
     out["model.dropout"] = outside_0_1
+    out["data.image_size"] = st.integers(max_value=7)
+    out["data.rotation_degrees"] = (numbers_at_or_below(0, inclusive=False)
+                                    | numbers_at_or_above(180.001) | NAN_INF)
+    out["runtime.reader_threads"] = st.integers(max_value=0)
     out["train.learning_rate"] = numbers_at_or_below(0, inclusive=True) | NAN_INF
     out["train.momentum"] = outside_0_1
     out["train.weight_decay"] = numbers_at_or_below(0, inclusive=False) | NAN_INF

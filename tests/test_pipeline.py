@@ -4,7 +4,6 @@ tfds.testing.mock_data, and sharded over two processes."""
 
 from __future__ import annotations
 
-import io
 import os
 import socket
 import subprocess
@@ -15,9 +14,8 @@ import jax
 import numpy as np
 import pytest
 import tensorflow_datasets as tfds
-from PIL import Image
 
-from conftest import ROOT
+from conftest import ROOT, make_jpeg_imagenet
 from jaxtickets import parallel
 from jaxtickets.data import augment, pipeline, tfds_io
 from jaxtickets.training.batches import BatchOrder
@@ -25,32 +23,33 @@ from jaxtickets.training.batches import BatchOrder
 NUM_TRAIN, NUM_VAL, SIZE = 37, 11, 32
 
 
-def _jpeg(rng: np.random.Generator) -> bytes:
-    """A JPEG of random size with structure (gradients, a block) and noise."""
-    h, w = (int(v) for v in rng.integers(40, 90, 2))
-    y, x = np.mgrid[0:h, 0:w]
-    image = np.stack([255 * x / w, 255 * y / h, np.full((h, w), rng.integers(0, 256))], -1)
-    image[h // 4: h // 2, w // 4: w // 2] = rng.integers(0, 256, 3)
-    image = np.clip(image + rng.normal(0, 8, image.shape), 0, 255).astype(np.uint8)
-    buf = io.BytesIO()
-    Image.fromarray(image).save(buf, format="JPEG", quality=90)
-    return buf.getvalue()
-
-
 @pytest.fixture(scope="module")
 def jpeg_dir(tmp_path_factory):
-    rng = np.random.default_rng(0)
-    splits = {split: ([_jpeg(rng) for _ in range(n)], rng.integers(0, 1000, n))
-              for split, n in (("train", NUM_TRAIN), ("validation", NUM_VAL))}
-    data_dir = tmp_path_factory.mktemp("tfds")
-    tfds_io.import_jpegs_to_tfds("imagenet2012", splits, data_dir)
-    return str(data_dir)
+    return make_jpeg_imagenet(tmp_path_factory.mktemp("tfds"), NUM_TRAIN, NUM_VAL)
 
 
-def _split(data_dir, split="train", threads=4, size=SIZE):
-    sharding = parallel.batch_sharded(parallel.make_mesh(8))
-    return pipeline.StreamedSplit("imagenet2012", split, data_dir, sharding,
-                                  augment.ImageRecipe(size=size), threads=threads)
+SHARDING = parallel.batch_sharded(parallel.make_mesh(8))
+
+
+class _Split:
+    """A StreamedSplit with this test file's sharding filled in."""
+
+    def __init__(self, data_dir, split="train", threads=4, size=SIZE):
+        self.split = pipeline.StreamedSplit.open("imagenet2012", split, data_dir,
+                                                 augment.ImageRecipe(size=size),
+                                                 threads=threads)
+
+    def __len__(self):
+        return len(self.split)
+
+    def train_batches(self, *args, **kwargs):
+        return self.split.train_batches(SHARDING, *args, **kwargs)
+
+    def eval_batches(self, batch):
+        return self.split.eval_batches(SHARDING, batch)
+
+
+_split = _Split
 
 
 def _host(batches):
@@ -153,10 +152,10 @@ SHARDED_SCRIPT = textwrap.dedent("""
     from jaxtickets.data import augment, pipeline
     from jaxtickets.training.batches import BatchOrder
     sharding = parallel.batch_sharded(parallel.make_mesh(8))
-    split = pipeline.StreamedSplit("imagenet2012", "train", data_dir, sharding,
-                                   augment.ImageRecipe(size=32))
+    split = pipeline.StreamedSplit.open("imagenet2012", "train", data_dir,
+                                        augment.ImageRecipe(size=32))
     order = BatchOrder(len(split), 8, seed=5)
-    images, labels = list(split.train_batches(order, 5, 1, 2))[0]
+    images, labels = list(split.train_batches(sharding, order, 5, 1, 2))[0]
     rows = pipeline.local_rows(sharding, 8)
     local = np.concatenate([np.asarray(s.data) for s in sorted(
         images.addressable_shards, key=lambda s: s.index[0].start)])

@@ -26,7 +26,7 @@ import numpy as np
 
 from jaxtickets import checkpoints
 from jaxtickets.checkpoints import CheckpointError
-from jaxtickets.data.datasets import IMAGE_SHAPES, NUM_CLASSES
+from jaxtickets.data.datasets import NUM_CLASSES, STREAMED_CLASSES, input_shape, num_classes
 from jaxtickets.models import abstract_variables, create_model
 from jaxtickets.sparsity import masks as masks_lib
 
@@ -64,10 +64,11 @@ class RunArtifacts:
             prune = dict(config["pruning"]["prune"])
         except (KeyError, TypeError) as err:
             raise CheckpointError(f"{path}: missing key {err} in the stored config") from err
-        if dataset not in IMAGE_SHAPES or dataset not in NUM_CLASSES:
+        if dataset not in NUM_CLASSES and dataset not in STREAMED_CLASSES:
             raise CheckpointError(f"{path}: unknown dataset {dataset!r}")
-        model = create_model(name, NUM_CLASSES[dataset], dropout)
-        shapes = abstract_variables(model, IMAGE_SHAPES[dataset])
+        model = create_model(name, num_classes(dataset), dropout)
+        image_size = int(config["data"].get("image_size", 224))
+        shapes = abstract_variables(model, input_shape(dataset, image_size))
         like = {"params": _zeros_like_shapes(shapes["params"]),
                 "batch_stats": _zeros_like_shapes(shapes.get("batch_stats", {}))}
         return cls(workdir, config, model, like, masks_lib.PrunablePolicy(**prune))

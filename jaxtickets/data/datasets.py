@@ -21,6 +21,10 @@ NORMALIZATION = {  # per-channel mean and std of the training images
     "cifar10": ((0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)),
     "cifar100": ((0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762)),
     "svhn_cropped": ((0.4377, 0.4438, 0.4728), (0.1980, 0.2010, 0.1970)),
+    # Streamed (data/pipeline.py): the usual ImageNet statistics, for Places365 too.
+    **{name: ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225)) for name in (
+        "imagenet2012", "imagenet2012_subset/1pct", "imagenet2012_subset/10pct",
+        "places365_small")},
 }
 # 'standard': (pixel/255 - mean) / std per channel; 'unit': pixel/255 in [0, 1], what P4's
 # code feeds its networks (it matters for untrained supermasks: P4 Table 1).
@@ -41,6 +45,21 @@ NUM_CLASSES = {"mnist": 10, "fashion_mnist": 10, "cifar10": 10, "cifar100": 100,
 IMAGE_SHAPES = {"mnist": (28, 28, 1), "fashion_mnist": (28, 28, 1),  # [H, W, C]
                 "cifar10": (32, 32, 3), "cifar100": (32, 32, 3), "svhn_cropped": (32, 32, 3)}
 EMBEDDED_MNIST = "mnist_subset.npz"
+# Streamed from disk (data/pipeline.py), with their classes; images are cropped to
+# data.image_size squares.
+STREAMED_CLASSES = {"imagenet2012": 1000, "imagenet2012_subset/1pct": 1000,
+                    "imagenet2012_subset/10pct": 1000, "places365_small": 365}
+
+
+def input_shape(dataset: str, image_size: int = 224) -> tuple[int, int, int]:
+    """[H, W, C] of the network input: the dataset's own, or the crop of a streamed one."""
+    if dataset in STREAMED_CLASSES:
+        return (image_size, image_size, 3)
+    return IMAGE_SHAPES[dataset]
+
+
+def num_classes(dataset: str) -> int:
+    return STREAMED_CLASSES.get(dataset) or NUM_CLASSES[dataset]
 
 
 @dataclasses.dataclass
@@ -62,6 +81,10 @@ class Splits:
     validation: Split
     test: Split
     num_classes: int
+
+    @property
+    def image_shape(self) -> tuple[int, ...]:
+        return tuple(self.train.images.shape[1:])
 
 
 def _embedded_mnist() -> dict[str, Split]:

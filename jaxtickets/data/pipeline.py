@@ -26,12 +26,13 @@ import numpy as np
 from jax.sharding import NamedSharding
 
 from jaxtickets.data.augment import ImageRecipe, eval_image, train_image
+from jaxtickets.data.datasets import STREAMED_CLASSES
 from jaxtickets.data.tfds_io import open_data_source
 from jaxtickets.training.batches import BatchOrder, eval_chunks
 
-# Datasets read this way, with their classes (P0: ImageNet and Places365).
-STREAMED = {"imagenet2012": 1000, "imagenet2012_subset/1pct": 1000,
-            "imagenet2012_subset/10pct": 1000, "places365_small": 365}
+# The split the papers report on (P0: ImageNet val); training images are never in it.
+TEST_SPLITS = {"imagenet2012": "validation", "imagenet2012_subset/1pct": "validation",
+               "imagenet2012_subset/10pct": "validation", "places365_small": "validation"}
 
 
 def local_rows(sharding: NamedSharding, batch: int) -> slice:
@@ -105,41 +106,104 @@ def _global(local: np.ndarray, sharding: NamedSharding, batch: int) -> jax.Array
 
 
 class StreamedSplit:
-    """One split of a streamed dataset, as global batches sharded over `sharding`."""
+    """Records of one split (or a subset of them, by index), delivered as global batches."""
 
-    def __init__(self, name: str, split: str, data_dir: str | None, sharding: NamedSharding,
-                 recipe: ImageRecipe, threads: int = 16, prefetch_batches: int = 2):
-        self.records = open_data_source(name, split, data_dir)
-        self.name, self.split = name, split
-        self.sharding = sharding
+    def __init__(self, records: Any, recipe: ImageRecipe, indices: np.ndarray | None = None,
+                 threads: int = 16, prefetch_batches: int = 2, name: str = ""):
+        self.records = records if indices is None else _Subset(records, indices)
         self.recipe = recipe
+        self.name = name
         self.read_options = lambda rows: grain.ReadOptions(
             num_threads=threads, prefetch_buffer_size=prefetch_batches * rows)
+
+    @classmethod
+    def open(cls, dataset: str, split: str, data_dir: str | None, recipe: ImageRecipe,
+             **kwargs) -> "StreamedSplit":
+        return cls(open_data_source(dataset, split, data_dir), recipe,
+                   name=f"{dataset}/{split}", **kwargs)
 
     def __len__(self) -> int:
         return len(self.records)
 
-    def train_batches(self, order: BatchOrder, seed: int, start_step: int,
-                      end_step: int) -> Iterator[tuple[jax.Array, jax.Array]]:
+    @property
+    def size(self) -> int:
+        return len(self.records)
+
+    def label(self, index: int) -> int:
+        return int(self.records[index]["label"])
+
+    def train_batches(self, sharding: NamedSharding, order: BatchOrder, seed: int,
+                      start_step: int, end_step: int
+                      ) -> Iterator[tuple[jax.Array, jax.Array]]:
         """(images uint8 [B, S, S, 3], labels int32 [B]) for steps start..end-1."""
-        if order.num_examples != len(self.records):
-            raise ValueError(f"{self.name}/{self.split}: the batch order covers "
-                             f"{order.num_examples} records, the split has {len(self)}")
-        rows = local_rows(self.sharding, order.batch_size)
+        if order.num_examples != len(self):
+            raise ValueError(f"{self.name}: the batch order covers {order.num_examples} "
+                             f"records, the split has {len(self)}")
+        rows = local_rows(sharding, order.batch_size)
         source = _TrainRows(self.records, order, rows, self.recipe, seed, end_step)
         dataset = (grain.MapDataset.source(source).batch(source.per_step, batch_fn=_stack)
                    .slice(slice(start_step, end_step)))
         for images, labels in dataset.to_iter_dataset(self.read_options(source.per_step)):
-            yield (_global(images, self.sharding, order.batch_size),
-                   _global(labels, self.sharding, order.batch_size))
+            yield (_global(images, sharding, order.batch_size),
+                   _global(labels, sharding, order.batch_size))
 
-    def eval_batches(self, batch: int) -> Iterator[tuple[jax.Array, jax.Array, jax.Array]]:
+    def eval_batches(self, sharding: NamedSharding, batch: int
+                     ) -> Iterator[tuple[jax.Array, jax.Array, jax.Array]]:
         """(images, labels, weights): every record once; weight 0 marks padding."""
-        rows = local_rows(self.sharding, batch)
-        source = _EvalRows(self.records, eval_chunks(len(self.records), batch), rows,
-                           self.recipe)
+        rows = local_rows(sharding, batch)
+        source = _EvalRows(self.records, eval_chunks(len(self), batch), rows, self.recipe)
         dataset = grain.MapDataset.source(source).batch(source.per_chunk, batch_fn=_stack)
         for images, labels, weights in dataset.to_iter_dataset(
                 self.read_options(source.per_chunk)):
-            yield (_global(images, self.sharding, batch), _global(labels, self.sharding, batch),
-                   _global(weights, self.sharding, batch))
+            yield (_global(images, sharding, batch), _global(labels, sharding, batch),
+                   _global(weights, sharding, batch))
+
+
+@dataclasses.dataclass
+class _Subset:
+    """Records `indices` of `records`, in that order (a held-out split, by index)."""
+
+    records: Any
+    indices: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __getitem__(self, i: int) -> Any:
+        return self.records[int(self.indices[i])]
+
+
+@dataclasses.dataclass
+class StreamedSplits:
+    """Train, validation (held out of train by a seeded choice) and test, streamed."""
+
+    name: str
+    train: StreamedSplit
+    validation: StreamedSplit
+    test: StreamedSplit
+    num_classes: int
+    image_shape: tuple[int, int, int]
+
+
+def load_streamed_splits(dataset: str, data_dir: str | None, validation_size: int,
+                         split_seed: int, recipe: ImageRecipe,
+                         threads: int = 16) -> StreamedSplits:
+    """The streamed dataset's splits: `validation_size` training records held out (seeded,
+    as for in-memory data); the test split is the one the papers report (ImageNet val)."""
+    from jaxtickets.errors import ConfigError
+
+    train_name, test_name = "train", TEST_SPLITS[dataset]
+    records = open_data_source(dataset, train_name, data_dir)
+    if validation_size >= len(records):
+        raise ConfigError(f"data.validation_size: {validation_size} leaves no training "
+                          f"records out of {len(records)}")
+    order = np.random.default_rng(split_seed).permutation(len(records))
+    held_out, rest = np.sort(order[:validation_size]), np.sort(order[validation_size:])
+
+    def split(indices, name):
+        return StreamedSplit(records, recipe, indices, threads=threads,
+                             name=f"{dataset}/{name}")
+
+    test = StreamedSplit.open(dataset, test_name, data_dir, recipe, threads=threads)
+    return StreamedSplits(dataset, split(rest, "train"), split(held_out, "validation"),
+                          test, STREAMED_CLASSES[dataset], (recipe.size, recipe.size, 3))

@@ -25,7 +25,9 @@ from jaxtickets.config_schema import identity, parse_logit_inits, validate
 from jaxtickets.errors import ConfigError
 from jaxtickets.analysis.correlation import correlation_indicator, kernel_layers
 from jaxtickets.analysis.flops import forward_flops, training_flops
-from jaxtickets.data.datasets import Splits, load_splits
+from jaxtickets.data.augment import ImageRecipe
+from jaxtickets.data.datasets import STREAMED_CLASSES, Splits, load_splits
+from jaxtickets.data.pipeline import load_streamed_splits
 from jaxtickets.experiment import controls, results, workdir as workdir_lib
 from jaxtickets.experiment.setup import (Schedule, Setup, convert_recipe, describe_rewind,
                                          evaluation_recipe)
@@ -64,9 +66,16 @@ class Experiment:
         self.id = identity(config)
         self.resuming = workdir_lib.check_identity(self.workdir, config)
         d = config.data
-        full = load_splits(d.dataset, d.source, d.data_dir, d.validation_size, d.train_size,
-                           d.test_size, d.split_seed)
-        self.splits: Splits = with_half(full, d.half, d.split_seed)
+        if d.dataset in STREAMED_CLASSES:  # too large for memory: read batch by batch
+            full = load_streamed_splits(
+                d.dataset, d.data_dir or None, d.validation_size, d.split_seed,
+                ImageRecipe(size=d.image_size, rotation_degrees=d.rotation_degrees),
+                threads=config.runtime.reader_threads)
+            self.splits = full
+        else:
+            full = load_splits(d.dataset, d.source, d.data_dir, d.validation_size,
+                               d.train_size, d.test_size, d.split_seed)
+            self.splits: Splits = with_half(full, d.half, d.split_seed)
         self.evaluation: Setup = evaluation_setup(config, self.splits)
         self.schedule = self.evaluation.schedule
         self.sources: list[Source] = build_sources(config, self.workdir, self.evaluation, full)

@@ -19,6 +19,7 @@ from jaxtickets.config_schema import validate_steps
 from jaxtickets.data.datasets import Splits
 from jaxtickets.errors import ConfigError
 from jaxtickets.models import create_model
+from jaxtickets.data.pipeline import StreamedSplits
 from jaxtickets.parallel import make_mesh
 from jaxtickets.tasks import Task
 from jaxtickets.training.batches import put_split
@@ -131,6 +132,10 @@ class Setup:
         self.tx = build_optimizer(recipe.optimizer, self._learning_rate, recipe.weight_decay,
                                   recipe.momentum, nesterov=recipe.nesterov)
         self.steps = self._compile(self.model)
+        if isinstance(splits, StreamedSplits):  # read from disk batch by batch
+            self.train, self.validation, self.test = (splits.train, splits.validation,
+                                                      splits.test)
+            return
         self.train = put_split(splits.train.images, splits.train.labels, self.mesh)
         self.validation = put_split(splits.validation.images, splits.validation.labels,
                                     self.mesh)
@@ -150,7 +155,7 @@ class Setup:
 
     @property
     def image_shape(self) -> tuple[int, ...]:
-        return tuple(self.splits.train.images.shape[1:])
+        return tuple(self.splits.image_shape)
 
     @property
     def rewind_start(self) -> int:

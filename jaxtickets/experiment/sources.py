@@ -19,7 +19,8 @@ import numpy as np
 from jaxtickets.config_schema import TRAJECTORY_KEYS, parse_branches, parse_levels
 from jaxtickets.errors import ConfigError
 from jaxtickets.data import selections
-from jaxtickets.data.datasets import IMAGE_SHAPES, Splits, load_splits, normalization
+from jaxtickets.data.pipeline import StreamedSplits
+from jaxtickets.data.datasets import IMAGE_SHAPES, Splits, input_shape, load_splits, normalization
 from jaxtickets.experiment.setup import Setup, evaluation_recipe, source_recipe
 from jaxtickets.models.layers import OUTPUT_LAYER
 from jaxtickets.sparsity.masks import PrunablePolicy, kernel_kind, path_name
@@ -77,7 +78,8 @@ def _seed(split_seed: int, stream: int) -> int:
 
 def input_spec(config: ml_collections.ConfigDict, dataset: str, augment: bool) -> InputSpec:
     mean, std = selections.adapted_normalization(
-        normalization(dataset, config.data.normalize), IMAGE_SHAPES[config.data.dataset][2])
+        normalization(dataset, config.data.normalize),
+        input_shape(config.data.dataset, config.data.image_size)[2])
     d = config.data
     return InputSpec(mean, std, d.pad_crop if augment else 0, d.flip and augment,
                      config.model.compute_dtype)
@@ -105,6 +107,10 @@ def source_splits(config: ml_collections.ConfigDict, name: str, evaluation: Spli
     `full` is the evaluation dataset before data.half; `evaluation` after it."""
     s, d = config.generation[name], config.data
     dataset = s.dataset or d.dataset
+    if isinstance(evaluation, StreamedSplits):  # no selections (config_schema refuses them)
+        return evaluation, {"dataset": dataset, "train_images": len(evaluation.train),
+                            "classes": evaluation.num_classes,
+                            "labelled_images": len(evaluation.train)}
     if dataset == d.dataset:
         splits = evaluation if s.half == d.half else with_half(full, s.half, d.split_seed)
     else:

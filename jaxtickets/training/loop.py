@@ -20,6 +20,7 @@ from jaxtickets import distributed
 from jaxtickets.checkpoints import StepCheckpoints
 from jaxtickets.sparsity.masks import remaining_and_total
 from jaxtickets.training.run_log import RunLog
+from jaxtickets.parallel import batch_sharded
 from jaxtickets.training.batches import BatchOrder, DeviceSplit, device_indices, eval_chunks
 from jaxtickets.training.state import TrainState
 from jaxtickets.training.steps import CompiledSteps
@@ -97,13 +98,24 @@ class Progress:
               f"{time.strftime('%H:%M:%S', time.gmtime(eta))}", flush=True)
 
 
-def evaluate(state: TrainState, steps: CompiledSteps, split: DeviceSplit,
-             batch: int) -> dict:
+def _eval_outputs(state: TrainState, steps: CompiledSteps, split, batch: int):
+    """Per-chunk sums over the split: on-device data by index, or streamed batches."""
+    if isinstance(split, DeviceSplit):
+        for idx, weights in eval_chunks(split.size, batch):
+            yield steps.eval_batch(state.params, state.batch_stats, state.visible_mask,
+                                   split.images, split.labels,
+                                   device_indices(idx, steps.mesh, 0),
+                                   device_indices(weights, steps.mesh, 0))
+        return
+    for images, labels, weights in split.eval_batches(batch_sharded(steps.mesh), batch):
+        yield steps.eval_streamed(state.params, state.batch_stats, state.visible_mask,
+                                  images, labels, weights)
+
+
+def evaluate(state: TrainState, steps: CompiledSteps, split, batch: int) -> dict:
+    """Loss and accuracy over the whole split (a DeviceSplit or a StreamedSplit)."""
     totals = {"loss_sum": 0.0, "correct": 0.0, "count": 0.0}
-    for idx, weights in eval_chunks(split.size, batch):
-        out = steps.eval_batch(state.params, state.batch_stats, state.visible_mask,
-                               split.images, split.labels, device_indices(idx, steps.mesh, 0),
-                               device_indices(weights, steps.mesh, 0))
+    for out in _eval_outputs(state, steps, split, batch):
         for k in totals:
             totals[k] += float(out[k])
     assert int(totals["count"]) == split.size, "evaluation must see every example once"
@@ -125,7 +137,10 @@ def train_run(plan: RunPlan, state: TrainState, steps: CompiledSteps, train: Dev
               order: BatchOrder, validation: DeviceSplit, test: DeviceSplit,
               eval_batch: int, progress: Progress,
               on_capture: Optional[Callable[[TrainState], None]] = None) -> RunOutcome:
-    """Trains from `state` (or from the run's latest step checkpoint) to plan.end_step."""
+    """Trains from `state` (or from the run's latest step checkpoint) to plan.end_step.
+
+    The splits are DeviceSplits (data on the device, batches gathered by index) or
+    StreamedSplits (data/pipeline.py: batches built on the host, one step per call)."""
     checkpoints = StepCheckpoints(plan.directory / "steps")
     history: list[dict] = []
     wall = 0.0
@@ -144,15 +159,21 @@ def train_run(plan: RunPlan, state: TrainState, steps: CompiledSteps, train: Dev
     started = time.time() - wall
     interval = {"loss_sum": 0.0, "correct": 0, "count": 0, "steps": 0,
                     "start": time.time()}
+    streamed = None if isinstance(train, DeviceSplit) else iter(train.train_batches(
+        batch_sharded(steps.mesh), order, order.seed, step, plan.end_step))
     for stop in _stops(plan):
         if stop <= step:
             continue
         while step < stop:
-            count = min(stop - step, steps.steps_per_call)
-            idx = order.indices(step, count, steps.steps_per_call)
-            state, out = steps.train_chunk(state, train.images, train.labels,
-                                           device_indices(idx, steps.mesh, 1),
-                                           np.int32(count))
+            if streamed is not None:  # one step per call, on the pipeline's next batch
+                count = 1
+                state, out = steps.train_streamed(state, *next(streamed))
+            else:
+                count = min(stop - step, steps.steps_per_call)
+                idx = order.indices(step, count, steps.steps_per_call)
+                state, out = steps.train_chunk(state, train.images, train.labels,
+                                               device_indices(idx, steps.mesh, 1),
+                                               np.int32(count))
             for loss in np.asarray(out["losses"])[:count]:
                 interval["loss_sum"] += float(loss)
             interval["correct"] += int(out["correct"])

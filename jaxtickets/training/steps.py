@@ -57,6 +57,9 @@ class CompiledSteps:
 
     train_chunk: Callable[..., tuple[TrainState, dict]]
     eval_batch: Callable[..., dict]
+    # The same step and evaluation on batches streamed from the host (data/pipeline.py).
+    train_streamed: Callable[..., tuple[TrainState, dict]]
+    eval_streamed: Callable[..., dict]
     mesh: Mesh
     steps_per_call: int
     traces: dict[str, int]
@@ -89,10 +92,14 @@ def make_steps(model: nn.Module, tx: optax.GradientTransformationExtraArgs,
         return out.astype(jnp.float32), new_stats  # losses and metrics in float32
 
     def one_step(state: TrainState, images, labels, batch_idx):
+        raw = jax.lax.with_sharding_constraint(images[batch_idx], batch_sharded(mesh))
+        return step_on(state, raw, labels[batch_idx])
+
+    def step_on(state: TrainState, raw, batch_labels):
+        """One step on a gathered (or streamed) uint8 batch and its labels."""
         rng = jax.random.fold_in(state.rng, state.step)
         aug_rng, dropout_rng = jax.random.split(rng)
-        raw = jax.lax.with_sharding_constraint(images[batch_idx], batch_sharded(mesh))
-        x, targets = task.train_inputs(raw, labels[batch_idx], aug_rng, input_spec)
+        x, targets = task.train_inputs(raw, batch_labels, aug_rng, input_spec)
 
         def loss_of(params):
             logits, new_stats = forward(params, state.batch_stats, state.visible_mask, x,
@@ -136,17 +143,29 @@ def make_steps(model: nn.Module, tx: optax.GradientTransformationExtraArgs,
                        "count": metrics["count"].sum()}
 
     def eval_batch(params, batch_stats, mask, images, labels, idx, weights):
-        traces["eval"] += 1
         raw = jax.lax.with_sharding_constraint(images[idx], batch_sharded(mesh))
-        x, targets = task.eval_inputs(raw, labels[idx], input_spec)
+        return eval_on(params, batch_stats, mask, raw, labels[idx], weights)
+
+    def eval_on(params, batch_stats, mask, raw, batch_labels, weights):
+        traces["eval"] += 1
+        x, targets = task.eval_inputs(raw, batch_labels, input_spec)
         logits, _ = forward(params, batch_stats, mask, x, False, jax.random.PRNGKey(0))
         losses, right = task.eval_metrics(logits, targets)
         return {"loss_sum": jnp.sum(losses * weights), "correct": jnp.sum(right * weights),
                 "count": jnp.sum(weights)}
 
+    def train_streamed(state: TrainState, raw, batch_labels):
+        """One step on a batch the host pipeline delivered (already a global array)."""
+        traces["train"] += 1
+        state, metrics = step_on(state, raw, batch_labels)
+        return state, {"losses": metrics["loss"][None], "correct": metrics["correct"],
+                       "count": metrics["count"]}
+
     rep = replicated(mesh)
     return CompiledSteps(
         train_chunk=jax.jit(train_chunk, donate_argnums=(0,), out_shardings=(rep, rep)),
         eval_batch=jax.jit(eval_batch, out_shardings=rep),
+        train_streamed=jax.jit(train_streamed, donate_argnums=(0,), out_shardings=(rep, rep)),
+        eval_streamed=jax.jit(eval_on, out_shardings=rep),
         mesh=mesh, steps_per_call=steps_per_call, traces=traces,
         learning_rate=learning_rate)
