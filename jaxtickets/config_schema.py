@@ -134,6 +134,9 @@ def base_config() -> ml_collections.ConfigDict:
     c.runtime.steps_per_call = 100
     c.runtime.plot = True
     c.runtime.reader_threads = 16   # streamed datasets: host threads decoding images
+    # Shard parameters, masks and optimizer state over the devices (FSDP) instead of
+    # replicating them; like the device count, it can change float rounding only.
+    c.runtime.fsdp = False
     return c
 
 

@@ -14,6 +14,7 @@ import jax
 import numpy as np
 
 from jaxtickets.errors import CheckpointError
+from jaxtickets.parallel import to_host
 
 PyTree = Any
 DIGEST_FORMAT = "jaxtickets-sha256-v1"
@@ -24,7 +25,7 @@ def _leaf_array(leaf: Any) -> np.ndarray:
     if isinstance(leaf, jax.Array) and jax.dtypes.issubdtype(leaf.dtype,
                                                              jax.dtypes.prng_key):
         leaf = jax.random.key_data(leaf)
-    return np.asarray(leaf, order="C")  # (np.ascontiguousarray makes 0-d arrays 1-d)
+    return np.asarray(to_host(leaf), order="C")  # (ascontiguousarray makes 0-d arrays 1-d)
 
 
 def tree_digest(tree: PyTree) -> dict:

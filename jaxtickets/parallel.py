@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 
 import jax
 import numpy as np
@@ -51,3 +52,37 @@ def global_array(host: np.ndarray, sharding: NamedSharding) -> jax.Array:
                for span in spans)
     local = host[(slice(None),) * axis + (slice(start, stop),)]
     return jax.make_array_from_process_local_data(sharding, local, host.shape)
+
+
+# Leaves smaller than this stay replicated under FSDP: biases, BN vectors and small
+# kernels cost little memory, and gathering them every step would cost more.
+FSDP_MIN_SIZE = 2 ** 14
+
+
+def fsdp_spec(shape: tuple[int, ...], devices: int) -> P:
+    """Shard the largest axis that the devices divide evenly; replicate small leaves."""
+    if math.prod(shape) < FSDP_MIN_SIZE or devices == 1:
+        return P()
+    for axis in sorted(range(len(shape)), key=lambda a: -shape[a]):
+        if shape[axis] % devices == 0:
+            return P(*([None] * axis), DATA_AXIS)
+    return P()
+
+
+def state_shardings(tree, mesh: Mesh, fsdp: bool):
+    """The sharding of every leaf of a train state: replicated, or FSDP-style (parameters,
+    masks and optimizer moments split over the data axis, gathered inside the step)."""
+    if not fsdp:
+        return jax.tree_util.tree_map(lambda _: replicated(mesh), tree)
+    return jax.tree_util.tree_map(
+        lambda leaf: NamedSharding(mesh, fsdp_spec(tuple(np.shape(leaf)), mesh.size)), tree)
+
+
+def to_host(x) -> np.ndarray:
+    """A numpy copy of an array, whether or not this process holds all of it (FSDP
+    leaves across hosts are gathered first)."""
+    if isinstance(x, jax.Array) and not x.is_fully_addressable:
+        from jax.experimental import multihost_utils
+
+        return np.asarray(multihost_utils.process_allgather(x, tiled=True))
+    return np.asarray(x)

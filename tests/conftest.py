@@ -71,6 +71,11 @@ def smoke_config(**overrides):
     """configs/mnist_lenet.py:smoke with dotted-key overrides ('pruning.rewind'='100st')."""
     config = load_config("mnist_lenet", "smoke")
     config.runtime.plot = True
+    return with_overrides(config, **overrides)
+
+
+def with_overrides(config, **overrides):
+    """`config` with dotted-key overrides written with '__' ('pruning__rewind'='100st')."""
     for key, value in overrides.items():
         node = config
         *parents, leaf = key.split("__")

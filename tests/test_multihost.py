@@ -77,10 +77,15 @@ def eight_devices(tmp_path_factory):
     return workdir, json.loads((workdir / "results.json").read_text())
 
 
-def test_two_processes_of_four_devices_match_one_process_of_eight(eight_devices, tmp_path):
+@pytest.mark.parametrize("fsdp", [False, True], ids=["replicated", "fsdp"])
+def test_two_processes_of_four_devices_match_one_process_of_eight(eight_devices, tmp_path,
+                                                                  fsdp):
+    """fsdp: the state sharded across both processes (checkpoints written by both, host
+    copies gathered), against the replicated single-process run."""
     one_dir, one = eight_devices
     workdir = tmp_path / "two"
-    outputs = _launch(_cli(workdir, *SHORT), processes=2, devices_each=4)
+    flags = (*SHORT, "--config.runtime.fsdp=True") if fsdp else SHORT
+    outputs = _launch(_cli(workdir, *flags), processes=2, devices_each=4)
     for rc, _, err in outputs:
         assert rc == 0, err[-3000:]
     two = json.loads((workdir / "results.json").read_text())

@@ -10,7 +10,7 @@ import jax
 import numpy as np
 import pytest
 
-from conftest import make_jpeg_imagenet, comparable_rows
+from conftest import comparable_rows, make_jpeg_imagenet, with_overrides
 from jaxtickets import checkpoints
 from jaxtickets.config_schema import base_config, validate
 from jaxtickets.errors import ConfigError
@@ -42,13 +42,7 @@ def streamed_config(data_dir: str, **overrides):
     config.runtime.steps_per_call = 1
     config.runtime.reader_threads = 2
     config.runtime.plot = False
-    for key, value in overrides.items():
-        *parents, leaf = key.split("__")
-        target = config
-        for part in parents:
-            target = target[part]
-        target[leaf] = value
-    return config
+    return with_overrides(config, **overrides)
 
 
 @pytest.fixture(scope="module")

@@ -34,7 +34,7 @@ from jaxtickets.experiment.setup import (Schedule, Setup, convert_recipe, descri
 from jaxtickets.experiment.sources import (Source, build_sources, evaluation_name,
                                            evaluation_setup, transfer_mask, transfer_weights,
                                            with_half)
-from jaxtickets.parallel import replicated
+from jaxtickets.parallel import state_shardings
 from jaxtickets.sparsity import actions
 from jaxtickets.sparsity import masks as masks_lib
 from jaxtickets.sparsity.pruning import one_shot_rate, prune_global, prune_layerwise
@@ -452,7 +452,7 @@ class Experiment:
         """A fresh TrainState from `weights` at `step`, replicated over the setup's mesh."""
         state = fresh_state(weights["params"], weights["batch_stats"], mask, setup.tx, step,
                             self._key(replicate, DATA_STREAM), values)
-        return jax.device_put(state, replicated(setup.mesh))
+        return jax.device_put(state, state_shardings(state, setup.mesh, setup.fsdp))
 
     def _evaluate_untrained(self, setup: Setup, run_dir: pathlib.Path, weights: PyTree,
                             mask: PyTree, replicate: int) -> dict:

@@ -115,7 +115,8 @@ class Setup:
 
     def __init__(self, splits: Splits, task: Task, recipe: Recipe,
                  model_name: str, dropout: float, input_spec: InputSpec,
-                 steps_per_call: int, eval_batch_size: int, prefix: str = "train"):
+                 steps_per_call: int, eval_batch_size: int, prefix: str = "train",
+                 fsdp: bool = False):
         self.splits = splits
         self.task = task
         self.recipe = recipe
@@ -129,6 +130,7 @@ class Setup:
                                              self.schedule.total, warmup, decay_at,
                                              recipe.decay_factor)
         self._steps_per_call = steps_per_call
+        self.fsdp = fsdp
         self.tx = build_optimizer(recipe.optimizer, self._learning_rate, recipe.weight_decay,
                                   recipe.momentum, nesterov=recipe.nesterov)
         self.steps = self._compile(self.model)
@@ -143,7 +145,7 @@ class Setup:
 
     def _compile(self, model: nn.Module):
         return make_steps(model, self.tx, self.input_spec, self.mesh, self._steps_per_call,
-                          task=self.task, learning_rate=self._learning_rate)
+                          task=self.task, learning_rate=self._learning_rate, fsdp=self.fsdp)
 
     def with_model(self, model: nn.Module) -> "Setup":
         """The same data, task and recipe with another model (P3's small-dense network);

@@ -98,7 +98,8 @@ def evaluation_setup(config: ml_collections.ConfigDict, splits: Splits) -> Setup
     return Setup(splits, create_task(config.evaluation.task),
                  evaluation_recipe(config), config.model.name, config.model.dropout,
                  input_spec(config, config.data.dataset, True),
-                 config.runtime.steps_per_call, config.train.eval_batch_size)
+                 config.runtime.steps_per_call, config.train.eval_batch_size,
+                 fsdp=config.runtime.fsdp)
 
 
 def source_splits(config: ml_collections.ConfigDict, name: str, evaluation: Splits,
@@ -178,7 +179,7 @@ def build_sources(config: ml_collections.ConfigDict, workdir: pathlib.Path,
         setup = evaluation if same else Setup(
             splits, task, recipe, config.model.name, config.model.dropout, spec,
             config.runtime.steps_per_call, config.train.eval_batch_size,
-            prefix=f"generation.{name}")
+            prefix=f"generation.{name}", fsdp=config.runtime.fsdp)
         levels = (set(parse_levels(s.evaluate_levels, p.levels)) if s.evaluate_levels
                   else default_levels)
         trajectory = trajectory_of(config, name)

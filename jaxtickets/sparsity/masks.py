@@ -16,6 +16,7 @@ import numpy as np
 import optax
 
 from jaxtickets.models.layers import OUTPUT_LAYER, SHORTCUT_MARK
+from jaxtickets.parallel import to_host
 
 PyTree = Any
 KINDS = ("conv", "dense", "output", "shortcut")
@@ -107,7 +108,7 @@ def prunable_leaves(mask: PyTree) -> list[tuple[str, Any]]:
 
 def layer_counts(mask: PyTree) -> dict[str, tuple[int, int]]:
     """Per prunable layer: (remaining, total)."""
-    return {name: (int(np.count_nonzero(np.asarray(m))), int(np.size(m)))
+    return {name: (int(np.count_nonzero(to_host(m))), int(np.size(m)))
             for name, m in prunable_leaves(mask)}
 
 

@@ -20,7 +20,7 @@ from jaxtickets import distributed
 from jaxtickets.checkpoints import StepCheckpoints
 from jaxtickets.sparsity.masks import remaining_and_total
 from jaxtickets.training.run_log import RunLog
-from jaxtickets.parallel import batch_sharded
+from jaxtickets.parallel import batch_sharded, to_host
 from jaxtickets.training.batches import BatchOrder, DeviceSplit, device_indices, eval_chunks
 from jaxtickets.training.state import TrainState
 from jaxtickets.training.steps import CompiledSteps
@@ -229,7 +229,7 @@ def check_finite(state: TrainState, train_loss: float, step: int, interval_steps
     """Raises DivergenceError naming the step window, the first bad layer and the LR."""
     bad_layers = [jax.tree_util.keystr(path) for path, leaf in
                   jax.tree_util.tree_flatten_with_path(state.params)[0]
-                  if not bool(np.isfinite(np.asarray(leaf)).all())]
+                  if not bool(np.isfinite(to_host(leaf)).all())]
     if math.isfinite(train_loss) and not bad_layers:
         return
     lr = (f"{float(steps.learning_rate(step)):.4g}" if steps.learning_rate is not None
@@ -256,5 +256,5 @@ def _evaluate_all(state, steps, validation, test, eval_batch, interval, batch_si
 
 def host_copy(tree):
     """A host (numpy) copy, safe to keep after the device buffers are donated."""
-    return jax.tree_util.tree_map(np.asarray, tree)
+    return jax.tree_util.tree_map(to_host, tree)
 

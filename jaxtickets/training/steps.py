@@ -19,7 +19,7 @@ import jax.numpy as jnp
 import optax
 from jax.sharding import Mesh
 
-from jaxtickets.parallel import batch_sharded, replicated
+from jaxtickets.parallel import batch_sharded, replicated, state_shardings
 from jaxtickets.sparsity.masks import apply_mask, masked_apply_updates
 from jaxtickets.tasks.base import LabelsTask, Task, augment, cross_entropy, normalize  # noqa: F401
 from jaxtickets.training.state import TrainState
@@ -80,9 +80,20 @@ def apply_model(model: nn.Module, params, batch_stats, x, train: bool, rng):
 def make_steps(model: nn.Module, tx: optax.GradientTransformationExtraArgs,
                input_spec: InputSpec, mesh: Mesh, steps_per_call: int,
                task: Optional[Task] = None,
-               learning_rate: Optional[Callable[[int], Any]] = None) -> CompiledSteps:
+               learning_rate: Optional[Callable[[int], Any]] = None,
+               fsdp: bool = False) -> CompiledSteps:
+    """The compiled steps. `fsdp`: the train state stays sharded over the data axis
+    (parallel.state_shardings) between steps; XLA gathers what each layer needs."""
     traces = {"train": 0, "eval": 0}
     task = task or LabelsTask()
+    rep = replicated(mesh)
+
+    def laid_out(state: TrainState, metrics: dict):
+        """The step's outputs in their resting layout: state sharded or replicated."""
+        if not fsdp:
+            return state, metrics
+        state = jax.lax.with_sharding_constraint(state, state_shardings(state, mesh, True))
+        return state, jax.lax.with_sharding_constraint(metrics, rep)
 
     def forward(params, batch_stats, mask, x, train, rng):
         if input_spec.compute_dtype == "float32":
@@ -124,8 +135,8 @@ def make_steps(model: nn.Module, tx: optax.GradientTransformationExtraArgs,
         if chunk_idx.shape[0] == 1:  # no loop: XLA:CPU runs convolutions inside a
             del num_active           # while loop (scan) about 13x slower than outside.
             state, metrics = one_step(state, images, labels, chunk_idx[0])
-            return state, {"losses": metrics["loss"][None], "correct": metrics["correct"],
-                           "count": metrics["count"]}
+            return laid_out(state, {"losses": metrics["loss"][None],
+                                    "correct": metrics["correct"], "count": metrics["count"]})
 
         def body(state, xs):
             i, batch_idx = xs
@@ -139,8 +150,8 @@ def make_steps(model: nn.Module, tx: optax.GradientTransformationExtraArgs,
         state, metrics = jax.lax.scan(body, state, (steps, chunk_idx))
         # Per-step losses go back to the host, which sums them in one fixed order whatever
         # the chunk length (runtime.steps_per_call must never change a logged number).
-        return state, {"losses": metrics["loss"], "correct": metrics["correct"].sum(),
-                       "count": metrics["count"].sum()}
+        return laid_out(state, {"losses": metrics["loss"], "correct": metrics["correct"].sum(),
+                                "count": metrics["count"].sum()})
 
     def eval_batch(params, batch_stats, mask, images, labels, idx, weights):
         raw = jax.lax.with_sharding_constraint(images[idx], batch_sharded(mesh))
@@ -158,14 +169,16 @@ def make_steps(model: nn.Module, tx: optax.GradientTransformationExtraArgs,
         """One step on a batch the host pipeline delivered (already a global array)."""
         traces["train"] += 1
         state, metrics = step_on(state, raw, batch_labels)
-        return state, {"losses": metrics["loss"][None], "correct": metrics["correct"],
-                       "count": metrics["count"]}
+        return laid_out(state, {"losses": metrics["loss"][None], "correct": metrics["correct"],
+                                "count": metrics["count"]})
 
-    rep = replicated(mesh)
+    # Replicated: every output pinned to all devices. FSDP: the layout comes from
+    # laid_out's constraints (the state's tree is not known here).
+    outs = {} if fsdp else {"out_shardings": (rep, rep)}
     return CompiledSteps(
-        train_chunk=jax.jit(train_chunk, donate_argnums=(0,), out_shardings=(rep, rep)),
+        train_chunk=jax.jit(train_chunk, donate_argnums=(0,), **outs),
         eval_batch=jax.jit(eval_batch, out_shardings=rep),
-        train_streamed=jax.jit(train_streamed, donate_argnums=(0,), out_shardings=(rep, rep)),
+        train_streamed=jax.jit(train_streamed, donate_argnums=(0,), **outs),
         eval_streamed=jax.jit(eval_on, out_shardings=rep),
         mesh=mesh, steps_per_call=steps_per_call, traces=traces,
         learning_rate=learning_rate)
