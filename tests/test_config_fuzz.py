@@ -39,12 +39,14 @@ SHIPPED = [("mnist_lenet", None), ("mnist_lenet", "demo"), ("mnist_lenet", "smok
            ("cifar10_conv_controls", "conv4,smoke"), ("p3_resnet20", None),
            ("p3_resnet20", "0.01,wr"), ("p3_resnet20", "0.1,wr,smoke"),
            ("mnist_p2_controls", None), ("mnist_p2_controls", "smoke"),
-           ("imagenet_rotnet", None), ("imagenet_rotnet", "rotnet,smoke")]
+           ("imagenet_rotnet", None), ("imagenet_rotnet", "rotnet,smoke"),
+           ("p1_cross_dataset", "fashion_mnist"), ("p1_cross_dataset", "cifar100,smoke")]
 
 # Training images before the validation split, per (dataset, source) (see datasets.py;
 # the embedded size is checked against the real file below).
 RAW_TRAIN_SIZE = {("mnist", "tfds"): 60000, ("mnist", "embedded"): 12000,
-                  ("cifar10", "tfds"): 50000, ("imagenet2012", "tfds"): 1281167}
+                  ("cifar10", "tfds"): 50000, ("imagenet2012", "tfds"): 1281167, ("fashion_mnist", "tfds"): 60000,
+                  ("svhn_cropped", "tfds"): 73257, ("cifar100", "tfds"): 50000}
 DURATION_KEYS = ("train.duration", "train.warmup", "train.eval_every",
                  "train.checkpoint_every", "pruning.rewind", "train.decay_at")
 # Examples per property; together the properties run in a few seconds.

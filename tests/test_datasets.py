@@ -35,3 +35,24 @@ def test_an_experiment_runs_on_cifar100_with_its_100_outputs(tmp_path):
     # LeNet-300-100 on 32x32x3 inputs: 3072*300 + 300*100 + 100*100 kernel weights.
     assert rows[0]["remaining_weights"] == 3072 * 300 + 300 * 100 + 100 * 100
     assert all(0.0 <= r["test_accuracy"] <= 1.0 for r in rows)
+
+
+def test_p1_cross_dataset_config_transfers_tickets_from_every_source(tmp_path):
+    """configs/p1_cross_dataset.py's smoke run under mock_data: four source datasets
+    (grey 28x28 and RGB 32x32, 10 and 100 classes) evaluated on CIFAR-100. LeNet stands
+    in for VGG-19 to keep it short; the images are random, so only the mechanics count."""
+    from conftest import load_config
+
+    config = load_config("p1_cross_dataset", "cifar100,smoke")
+    config.model.name = "lenet300_100"
+    config.data.data_dir = str(tmp_path / "tfds")
+    with tfds.testing.mock_data(num_examples=320):
+        results = run_experiment(config, tmp_path / "run")
+    rows = results["rows"]
+    assert {r["source_name"] for r in rows} == {"fashion_mnist", "svhn_cropped", "cifar10",
+                                                "cifar100"}
+    assert all(r["evaluation"] == "labels:cifar100" for r in rows)
+    assert {r["branch"] for r in rows if r["source_name"] == "cifar100"} == {
+        "ticket", "random_ticket"}
+    # Every ticket keeps the same prunable set: the target's LeNet on 32x32x3 inputs.
+    assert len({r["prunable_weights"] for r in rows}) == 1
