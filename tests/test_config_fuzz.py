@@ -45,8 +45,9 @@ SHIPPED = [("mnist_lenet", None), ("mnist_lenet", "demo"), ("mnist_lenet", "smok
 # Training images before the validation split, per (dataset, source) (see datasets.py;
 # the embedded size is checked against the real file below).
 RAW_TRAIN_SIZE = {("mnist", "tfds"): 60000, ("mnist", "embedded"): 12000,
-                  ("cifar10", "tfds"): 50000, ("imagenet2012", "tfds"): 1281167, ("fashion_mnist", "tfds"): 60000,
-                  ("svhn_cropped", "tfds"): 73257, ("cifar100", "tfds"): 50000}
+                  ("cifar10", "tfds"): 50000, ("imagenet2012", "tfds"): 1281167,
+                  ("fashion_mnist", "tfds"): 60000, ("svhn_cropped", "tfds"): 73257,
+                  ("cifar100", "tfds"): 50000}
 DURATION_KEYS = ("train.duration", "train.warmup", "train.eval_every",
                  "train.checkpoint_every", "pruning.rewind", "train.decay_at")
 # Examples per property; together the properties run in a few seconds.

@@ -137,7 +137,8 @@ class Experiment:
         with workdir_lib.WorkdirLock(self.workdir), self.compile_clock:
             if self.resuming:
                 for path in workdir_lib.remove_stale_temporaries(self.workdir):
-                    distributed.primary_print(f"removed the unfinished {path} left by an interrupted run")
+                    distributed.primary_print(f"removed the unfinished {path} left by an "
+                                              "interrupted run")
             else:
                 workdir_lib.write_config(self.workdir, self.config)
             self.progress = Progress(self._planned_steps(),

@@ -93,9 +93,10 @@ class Progress:
         eta = (self.total_steps - self.done_steps) / max(rate, 1e-9)
         acc = metrics.get("test_accuracy")
         acc_text = f" test_acc {100 * acc:.2f}%" if acc is not None else ""
-        distributed.primary_print(f"[{label}] step {step}/{end}{acc_text} | {rate:.0f} steps/s | "
-              f"experiment {100 * self.done_steps / self.total_steps:.1f}% ETA "
-              f"{time.strftime('%H:%M:%S', time.gmtime(eta))}", flush=True)
+        distributed.primary_print(
+            f"[{label}] step {step}/{end}{acc_text} | {rate:.0f} steps/s | "
+            f"experiment {100 * self.done_steps / self.total_steps:.1f}% ETA "
+            f"{time.strftime('%H:%M:%S', time.gmtime(eta))}", flush=True)
 
 
 def _eval_outputs(state: TrainState, steps: CompiledSteps, split, batch: int):

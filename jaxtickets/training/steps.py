@@ -2,10 +2,12 @@
 
 Data live on the device and each step gathers its batch by index, so a call runs a
 whole chunk of steps without returning to Python (runtime.steps_per_call; 1 means one
-step per call, the fast choice for convolutional models on CPU, see train_chunk). The number of steps actually
-taken is a traced argument: short chunks (before an evaluation, the rewind point or
-the end) reuse the same compiled program. Compilations are counted so tests and the
-driver can check that a whole multi-level run compiles the train step once.
+step per call, the fast choice for convolutional models on CPU, see train_chunk). The
+number of steps actually taken is a traced argument: short chunks (before an
+evaluation, the rewind point or the end) reuse the same compiled program. Streamed
+datasets (data/pipeline.py) take one host-built batch per call instead (train_streamed).
+Compilations are counted so tests and the driver can check that a whole multi-level
+run compiles the train step once.
 """
 
 from __future__ import annotations
