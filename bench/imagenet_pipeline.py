@@ -43,7 +43,7 @@ def synthetic_jpegs(count: int, seed: int = 0) -> list[bytes]:
     return out
 
 
-def delivery(data_dir: str, images: int, batch: int, threads: int, size: int):
+def delivery(data_dir: str, batch: int, threads: int, size: int):
     """A callable that pulls one epoch of global batches through the pipeline."""
     split = pipeline.StreamedSplit.open("imagenet2012", "train", data_dir,
                                         augment.ImageRecipe(size=size), threads=threads)
@@ -68,7 +68,7 @@ def measure(images: int, batch: int, threads: int, size: int, repeats: int,
         labels = np.random.default_rng(1).integers(0, 1000, images)
         tfds_io.import_jpegs_to_tfds("imagenet2012", {"train": (synthetic_jpegs(images),
                                                                 labels)}, tmp)
-        deliver = delivery(tmp, images, batch, threads, size)
+        deliver = delivery(tmp, batch, threads, size)
         consume = step_runner(model, size, batch, 1, "float32")
         seconds = interleaved({"deliver": deliver, "consume": consume}, repeats)
     delivered = deliver.images / seconds["deliver"]

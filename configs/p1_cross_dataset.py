@@ -30,7 +30,7 @@ cifar10, cifar100. smoke: a CPU run of seconds (tests).
 """
 
 from jaxtickets.config_schema import base_config
-from jaxtickets.experiment.presets import add_sources, shrink_to_smoke
+from jaxtickets.experiment.presets import add_sources, p1_vgg19, shrink_to_smoke
 
 DATASETS = ("fashion_mnist", "svhn_cropped", "cifar10", "cifar100")
 
@@ -44,31 +44,11 @@ def get_config(arg: str | None = None):
                          f"(optionally ,smoke); got {arg!r}")
     target = parts[0]
     config = base_config()
-    config.num_replicates = 6
-    config.model.name = "vgg19"
-    config.data.dataset = target
-    config.data.source = "tfds"
-    config.data.validation_size = 5000
-    config.data.pad_crop = 4
+    p1_vgg19(config, target)
     config.data.flip = target != "svhn_cropped"  # digits are not mirror-symmetric
-    config.train.batch_size = 512
-    config.train.duration = "160ep"
     config.train.optimizer = "momentum"
     config.train.learning_rate = 0.1
     config.train.momentum = 0.9
-    config.train.weight_decay = 1e-4
-    config.train.schedule = "step"
-    config.train.decay_at = "80ep,120ep"
-    config.train.eval_every = "10ep"
-    config.train.checkpoint_every = "10ep"
-    config.pruning.method = "global"
-    config.pruning.rate = 0.2
-    config.pruning.prune.output = False
-    config.pruning.levels = 30
-    config.pruning.rewind = "1ep"
-    config.pruning.evaluate_levels = "morcos"
-    config.branches = "ticket"
-    config.runtime.steps_per_call = 1
     sources = {name: {"dataset": name} for name in DATASETS}
     sources[target]["branches"] = "ticket,random_ticket"
     add_sources(config, sources)

@@ -21,7 +21,7 @@ Arguments after the colon: halves | sgd_to_adam | adam_to_sgd, each optionally ,
 """
 
 from jaxtickets.config_schema import add_source, base_config
-from jaxtickets.experiment.presets import shrink_to_smoke
+from jaxtickets.experiment.presets import p1_vgg19, shrink_to_smoke
 
 SGD = {"optimizer": "momentum", "learning_rate": 0.1}
 ADAM = {"optimizer": "adam", "learning_rate": 3e-4}
@@ -42,28 +42,7 @@ def get_config(arg: str | None = None):
                          f",smoke); got {arg!r}")
     variant = parts[0]
     config = base_config()
-    config.num_replicates = 6
-    config.model.name = "vgg19"
-    config.data.dataset = "cifar10"
-    config.data.source = "tfds"
-    config.data.validation_size = 5000
-    config.data.pad_crop = 4
-    config.data.flip = True
-    config.train.batch_size = 512
-    config.train.duration = "160ep"
-    config.train.weight_decay = 1e-4
-    config.train.schedule = "step"
-    config.train.decay_at = "80ep,120ep"
-    config.train.eval_every = "10ep"
-    config.train.checkpoint_every = "10ep"
-    config.pruning.method = "global"
-    config.pruning.rate = 0.2
-    config.pruning.prune.output = False
-    config.pruning.levels = 30
-    config.pruning.rewind = "1ep"
-    config.pruning.evaluate_levels = "morcos"
-    config.branches = "ticket"
-    config.runtime.steps_per_call = 1
+    p1_vgg19(config, "cifar10")
     if variant == "halves":
         _recipe(config, SGD)
         config.data.half = "b"  # evaluate on CIFAR-10b

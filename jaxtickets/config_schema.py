@@ -487,9 +487,7 @@ def _validate_streamed(config: ml_collections.ConfigDict) -> None:
         if value:
             raise ConfigError(f"{key}: not supported with the streamed dataset {name} yet "
                               "(data selections need an in-memory dataset)")
-    wanted = [config.branches] + [config.generation[s].branches
-                                  for s in config.generation.keys()]
-    if any("learned_supermask" in b for b in wanted):
+    if _asks_for_learned_supermask(config):
         raise ConfigError(f"branches: learned_supermask is not supported with the streamed "
                           f"dataset {name} yet")
 
@@ -537,11 +535,16 @@ def _validate_source(config: ml_collections.ConfigDict, name: str) -> None:
     _check_trajectory(s, key, inherit=True)
 
 
+def _asks_for_learned_supermask(config: ml_collections.ConfigDict) -> bool:
+    """Whether the evaluation's or any source's branches include learned_supermask."""
+    wanted = [config.branches] + [s.branches for s in config.generation.values()]
+    return any("learned_supermask" in b.replace(" ", "").split(",") for b in wanted)
+
+
 def _validate_supermask(config: ml_collections.ConfigDict) -> None:
     m = config.supermask
     inits = parse_logit_inits(m.logit_inits)
-    wanted = [config.branches] + [s.branches for s in config.generation.values()]
-    if any("learned_supermask" in b.replace(" ", "").split(",") for b in wanted) and not inits:
+    if _asks_for_learned_supermask(config) and not inits:
         raise ConfigError("supermask.logit_inits: the learned_supermask branch needs at "
                           "least one mask-logit initialization, e.g. '-1,0,1'")
     for field in ("steps", "batch_size", "eval_every", "eval_samples"):

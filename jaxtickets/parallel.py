@@ -36,6 +36,16 @@ def batch_sharded(mesh: Mesh, leading_dims: int = 0) -> NamedSharding:
     return NamedSharding(mesh, P(*([None] * leading_dims), DATA_AXIS))
 
 
+def local_span(sharding: NamedSharding, shape: tuple[int, ...]) -> tuple[int, slice]:
+    """(axis, slice): the entries along the sharded axis of a `shape` global array that
+    this process's devices hold (contiguous: the mesh lists devices in process order)."""
+    axis = next((i for i, name in enumerate(sharding.spec) if name is not None), 0)
+    spans = [index[axis] for index in sharding.addressable_devices_indices_map(shape).values()]
+    start = min(s.start or 0 for s in spans)
+    stop = max(shape[axis] if s.stop is None else s.stop for s in spans)
+    return axis, slice(start, stop)
+
+
 def global_array(host: np.ndarray, sharding: NamedSharding) -> jax.Array:
     """A global array from `host`, which every process holds whole (e.g. a batch's indices).
 
@@ -45,12 +55,8 @@ def global_array(host: np.ndarray, sharding: NamedSharding) -> jax.Array:
     """
     if jax.process_count() == 1:
         return jax.device_put(host, sharding)
-    spans = sharding.addressable_devices_indices_map(host.shape).values()
-    axis = next(i for i, name in enumerate(sharding.spec) if name is not None)
-    start = min(span[axis].start or 0 for span in spans)
-    stop = max(host.shape[axis] if span[axis].stop is None else span[axis].stop
-               for span in spans)
-    local = host[(slice(None),) * axis + (slice(start, stop),)]
+    axis, rows = local_span(sharding, host.shape)
+    local = host[(slice(None),) * axis + (rows,)]
     return jax.make_array_from_process_local_data(sharding, local, host.shape)
 
 

@@ -38,6 +38,15 @@ def shared_to_tfds(name: str, data_dir: pathlib.Path, n_train: int | None = None
     return str(data_dir)
 
 
+def free_port() -> int:
+    """A TCP port nobody listens on now: a jax.distributed coordinator for a test."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("localhost", 0))
+        return s.getsockname()[1]
+
+
 def _jpeg(rng: np.random.Generator) -> bytes:
     """A JPEG of random size with structure (gradients, a block) and noise."""
     import io

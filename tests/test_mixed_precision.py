@@ -7,6 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from bench.masked_step import sparse_mask
 from conftest import smoke_config
 from jaxtickets import checkpoints, parallel
 from jaxtickets.errors import ConfigError
@@ -24,19 +25,12 @@ def _float_dtypes(tree) -> set[str]:
             if jnp.issubdtype(x.dtype, jnp.floating)}
 
 
-def _half_mask(params, seed):
-    """Half of every prunable kernel, drawn at random."""
-    rng = np.random.default_rng(seed)
-    return jax.tree_util.tree_map(lambda m: m & (rng.random(m.shape) < 0.5),
-                                  masks.init_mask(params, masks.PrunablePolicy()))
-
-
 def test_bf16_batchnorm_resnet_trains_in_bf16_and_keeps_float32_state():
     model = create_model("resnet20", 10)
     variables = model.init(jax.random.PRNGKey(0), np.zeros((1, 32, 32, 3), np.float32),
                            train=False)
     params, stats = variables["params"], variables["batch_stats"]
-    mask = _half_mask(params, seed=3)
+    mask = sparse_mask(params, keep=0.5, seed=3)
     tx = build_optimizer("momentum", build_schedule("constant", 0.05, 10), momentum=0.9)
     mesh = parallel.make_mesh(16)
     spec = steps_lib.InputSpec((0.5,) * 3, (0.25,) * 3, compute_dtype="bfloat16")

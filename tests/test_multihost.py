@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import textwrap
@@ -14,18 +13,12 @@ import time
 
 import pytest
 
-from conftest import ROOT, run_cli
+from conftest import ROOT, free_port, run_cli
 from jaxtickets import checkpoints
 
 # Two levels keep the multi-process runs short (their collectives go through sockets).
 SHORT = ("--config.pruning.levels=1",)
 MULTIHOST_TIMEOUT = 400
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("localhost", 0))
-        return s.getsockname()[1]
 
 
 def _devices_env(count: int) -> dict:
@@ -35,7 +28,7 @@ def _devices_env(count: int) -> dict:
 
 def _launch(command: list[str], processes: int, devices_each: int):
     """Starts `processes` copies of `command` as one jax.distributed run; their outputs."""
-    port = _free_port()
+    port = free_port()
     procs = [subprocess.Popen(
         [*command, f"--coordinator_address=localhost:{port}",
          f"--num_processes={processes}", f"--process_id={i}"],
@@ -160,7 +153,7 @@ def test_a_failure_on_the_primary_is_raised_in_every_process(tmp_path):
         except OSError as err:
             print("OSError:", err)
     """))
-    port = _free_port()
+    port = free_port()
     procs = [subprocess.Popen([sys.executable, str(script), f"localhost:{port}", "2", str(i)],
                               cwd=ROOT, env=_devices_env(1), stdout=subprocess.PIPE,
                               stderr=subprocess.PIPE, text=True) for i in range(2)]

@@ -5,7 +5,6 @@ tfds.testing.mock_data, and sharded over two processes."""
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import textwrap
@@ -15,7 +14,7 @@ import numpy as np
 import pytest
 import tensorflow_datasets as tfds
 
-from conftest import ROOT, make_jpeg_imagenet
+from conftest import ROOT, free_port, make_jpeg_imagenet
 from jaxtickets import parallel
 from jaxtickets.data import augment, pipeline, tfds_io
 from jaxtickets.training.batches import BatchOrder
@@ -169,9 +168,7 @@ SHARDED_SCRIPT = textwrap.dedent("""
 def test_two_processes_build_the_same_global_batch_from_their_own_rows(jpeg_dir, tmp_path):
     script = tmp_path / "sharded.py"
     script.write_text(SHARDED_SCRIPT)
-    with socket.socket() as s:
-        s.bind(("localhost", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     env = {**os.environ, "JAX_PLATFORMS": "cpu",
            "XLA_FLAGS": "--xla_force_host_platform_device_count=2"}
     procs = [subprocess.Popen(

@@ -28,6 +28,7 @@ from jax.sharding import NamedSharding
 from jaxtickets.data.augment import ImageRecipe, eval_image, train_image
 from jaxtickets.data.datasets import STREAMED_CLASSES
 from jaxtickets.data.tfds_io import open_data_source
+from jaxtickets.parallel import local_span
 from jaxtickets.training.batches import BatchOrder, eval_chunks
 
 # The split the papers report on (P0: ImageNet val); training images are never in it.
@@ -37,11 +38,7 @@ TEST_SPLITS = {"imagenet2012": "validation", "imagenet2012_subset/1pct": "valida
 
 def local_rows(sharding: NamedSharding, batch: int) -> slice:
     """The rows of a [batch, ...] global array that this process's devices hold."""
-    spans = [index[0] for index in
-             sharding.addressable_devices_indices_map((batch,)).values()]
-    start = min(s.start or 0 for s in spans)
-    stop = max(batch if s.stop is None else s.stop for s in spans)
-    return slice(start, stop)
+    return local_span(sharding, (batch,))[1]
 
 
 @dataclasses.dataclass
@@ -128,9 +125,6 @@ class StreamedSplit:
     @property
     def size(self) -> int:
         return len(self.records)
-
-    def label(self, index: int) -> int:
-        return int(self.records[index]["label"])
 
     def train_batches(self, sharding: NamedSharding, order: BatchOrder, seed: int,
                       start_step: int, end_step: int

@@ -21,6 +21,35 @@ P0_CPU_SOURCES = {
 }
 
 
+def p1_vgg19(config: ml_collections.ConfigDict, dataset: str) -> None:
+    """P1's VGG-19 protocol (App. A.1) on an in-memory dataset: batch 512, 160 epochs,
+    LR x0.1 at 80 and 120, weight decay 1e-4, pad-crop 4 and flips, 5,000 images held out;
+    global pruning 20% per level for 30 levels, output unpruned, late reset to 1 epoch,
+    'morcos' levels, 6 seeds. The optimizer is the config's to choose."""
+    config.num_replicates = 6
+    config.model.name = "vgg19"
+    config.data.dataset = dataset
+    config.data.source = "tfds"
+    config.data.validation_size = 5000
+    config.data.pad_crop = 4
+    config.data.flip = True
+    config.train.batch_size = 512
+    config.train.duration = "160ep"
+    config.train.weight_decay = 1e-4
+    config.train.schedule = "step"
+    config.train.decay_at = "80ep,120ep"
+    config.train.eval_every = "10ep"
+    config.train.checkpoint_every = "10ep"
+    config.pruning.method = "global"
+    config.pruning.rate = 0.2
+    config.pruning.prune.output = False
+    config.pruning.levels = 30
+    config.pruning.rewind = "1ep"
+    config.pruning.evaluate_levels = "morcos"
+    config.branches = "ticket"
+    config.runtime.steps_per_call = 1
+
+
 def add_sources(config: ml_collections.ConfigDict, table: dict, names=None) -> None:
     for name in names or table:
         add_source(config, name, **table[name])

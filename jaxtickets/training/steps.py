@@ -98,8 +98,7 @@ def make_steps(model: nn.Module, tx: optax.GradientTransformationExtraArgs,
         return state, jax.lax.with_sharding_constraint(metrics, rep)
 
     def forward(params, batch_stats, mask, x, train, rng):
-        if input_spec.compute_dtype == "float32":
-            return apply_model(model, apply_mask(params, mask), batch_stats, x, train, rng)
+        # In float32 both casts are no-ops that tracing drops: the same program as before.
         weights, x = cast_for_compute(apply_mask(params, mask), x, input_spec.compute_dtype)
         out, new_stats = apply_model(model, weights, batch_stats, x, train, rng)
         return out.astype(jnp.float32), new_stats  # losses and metrics in float32
