@@ -151,6 +151,8 @@ def source_defaults() -> ml_collections.ConfigDict:
     s.labelled_fraction = 0.1  # semisup: per-class fraction that keeps its labels
     s.rotations = "one"        # rotnet/semisup: one random rotation per image, or 'all'
     s.augment = True           # False: no pad-crop/flip (P0's shuffled-label runs)
+    s.pad_crop = -1            # -1: data.pad_crop (0 for a streamed dataset: host-cropped)
+    s.flip = -1                # -1: data.flip (off for a streamed dataset); 0 off, 1 on
     s.optimizer = ""
     s.learning_rate = 0.0
     s.weight_decay = -1.0
@@ -470,23 +472,14 @@ def validate(config: ml_collections.ConfigDict) -> None:
 
 
 def _validate_streamed(config: ml_collections.ConfigDict) -> None:
-    """What a streamed dataset (ImageNet, Places365) does not do yet: data selections,
-    which work on in-memory arrays, and learned supermasks (their own training loop)."""
+    """What a streamed dataset (ImageNet, Places365) does not do: data.train_size and
+    data.test_size (in-memory loading options; select with a source's sample_fraction)
+    and learned supermasks (their own training loop)."""
     d, name = config.data, config.data.dataset
-    unsupported = [("data.half", d.half), ("data.train_size", d.train_size),
-                   ("data.test_size", d.test_size)]
-    for source in config.generation.keys():
-        s = config.generation[source]
-        unsupported += [(f"generation.{source}.dataset", s.dataset not in ("", name)),
-                        (f"generation.{source}.half", s.half),
-                        (f"generation.{source}.sample_fraction", s.sample_fraction < 1),
-                        (f"generation.{source}.class_fraction", s.class_fraction < 1),
-                        (f"generation.{source}.task", s.task in ("shuffled_labels",
-                                                                 "semisup"))]
-    for key, value in unsupported:
-        if value:
-            raise ConfigError(f"{key}: not supported with the streamed dataset {name} yet "
-                              "(data selections need an in-memory dataset)")
+    for key in ("train_size", "test_size"):
+        if d[key]:
+            raise ConfigError(f"data.{key}: not supported with the streamed dataset {name}; "
+                              "use generation.NAME.sample_fraction to train on fewer images")
     if _asks_for_learned_supermask(config):
         raise ConfigError(f"branches: learned_supermask is not supported with the streamed "
                           f"dataset {name} yet")
@@ -507,6 +500,11 @@ def _validate_source(config: ml_collections.ConfigDict, name: str) -> None:
     for field in ("sample_fraction", "class_fraction", "labelled_fraction"):
         if not 0.0 < s[field] <= 1.0:
             raise ConfigError(f"{key}.{field}: must lie in (0, 1], got {s[field]}")
+    if s.pad_crop < -1:
+        raise ConfigError(f"{key}.pad_crop: must be >= 0, or -1 for data.pad_crop; "
+                          f"got {s.pad_crop}")
+    if s.flip not in (-1, 0, 1):
+        raise ConfigError(f"{key}.flip: 1 (on), 0 (off) or -1 (data.flip); got {s.flip!r}")
     if s.half not in HALVES:
         raise ConfigError(f"{key}.half: expected one of {HALVES}, got {s.half!r}")
     if s.rotations not in ROTATIONS:
@@ -593,6 +591,7 @@ def identity(config: ml_collections.ConfigDict) -> str:
 # value changes the hash, as every key does.
 ADDED_LATER = {"model.compute_dtype": "float32", "data.image_size": 224,
                "data.rotation_degrees": 0.0}
+ADDED_LATER_SOURCE = {"pad_crop": -1, "flip": -1}  # generation.NAME.*
 
 
 def canonical_json(config: ml_collections.ConfigDict) -> str:
@@ -602,4 +601,8 @@ def canonical_json(config: ml_collections.ConfigDict) -> str:
         group, key = dotted.split(".")
         if data.get(group, {}).get(key, neutral) == neutral:
             data.get(group, {}).pop(key, None)
+    for source in data.get("generation", {}).values():
+        for key, neutral in ADDED_LATER_SOURCE.items():
+            if source.get(key, neutral) == neutral:
+                source.pop(key, None)
     return json.dumps(data, sort_keys=True, separators=(",", ":"))

@@ -184,6 +184,9 @@ def out_of_range(data: dict) -> dict[str, st.SearchStrategy]:
     out["train.weight_decay"] = numbers_at_or_below(0, inclusive=False) | NAN_INF
     out["train.decay_factor"] = numbers_at_or_below(0, inclusive=True) | NAN_INF
     out["runtime.log_every_seconds"] = numbers_at_or_below(0, inclusive=False) | st.just(math.nan)
+    for name in data.get("generation", {}):  # -1: unset (the data.* value)
+        out[f"generation.{name}.pad_crop"] = st.integers(max_value=-2)
+        out[f"generation.{name}.flip"] = st.integers(max_value=-2) | st.integers(min_value=2)
     bad_rate = numbers_at_or_below(0, inclusive=True) | numbers_at_or_above(1) | NAN_INF
     p = data["pruning"]
     if p["method"] == "global":

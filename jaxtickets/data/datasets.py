@@ -73,6 +73,9 @@ class Split:
     def take(self, index: np.ndarray) -> "Split":
         return Split(self.images[index], self.labels[index])
 
+    def with_labels(self, labels: np.ndarray) -> "Split":
+        return Split(self.images, np.asarray(labels, dtype=np.int32))
+
 
 @dataclasses.dataclass
 class Splits:

@@ -16,8 +16,10 @@ padded with weight-0 repeats (`batches.eval_chunks`).
 
 from __future__ import annotations
 
+import copy
 import dataclasses
-from collections.abc import Iterator
+import pathlib
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import grain
@@ -27,6 +29,7 @@ from jax.sharding import NamedSharding
 
 from jaxtickets.data.augment import ImageRecipe, eval_image, train_image
 from jaxtickets.data.datasets import STREAMED_CLASSES
+from jaxtickets.data.label_index import lazy_labels
 from jaxtickets.data.tfds_io import open_data_source
 from jaxtickets.parallel import local_span
 from jaxtickets.training.batches import BatchOrder, eval_chunks
@@ -41,11 +44,17 @@ def local_rows(sharding: NamedSharding, batch: int) -> slice:
     return local_span(sharding, (batch,))[1]
 
 
+def _label(record: Any, labels: np.ndarray | None, position: int) -> np.int32:
+    """The record's own label, or the selection's relabelling of it."""
+    return np.int32(record["label"] if labels is None else labels[position])
+
+
 @dataclasses.dataclass
 class _TrainRows:
     """Grain source: this process's rows of every step's batch, augmented, in order."""
 
     records: Any
+    labels: np.ndarray | None
     order: BatchOrder
     rows: slice
     recipe: ImageRecipe
@@ -65,7 +74,7 @@ class _TrainRows:
         index = self.order.index(step, row)
         record = self.records[index]
         rng = np.random.default_rng([self.seed, step, row])
-        return train_image(record["image"], self.recipe, rng), np.int32(record["label"])
+        return train_image(record["image"], self.recipe, rng), _label(record, self.labels, index)
 
 
 @dataclasses.dataclass
@@ -73,6 +82,7 @@ class _EvalRows:
     """Grain source: this process's rows of every evaluation chunk, centre-cropped."""
 
     records: Any
+    labels: np.ndarray | None
     chunks: list[tuple[np.ndarray, np.ndarray]]
     rows: slice
     recipe: ImageRecipe
@@ -88,8 +98,9 @@ class _EvalRows:
         chunk, offset = divmod(int(i), self.per_chunk)
         indices, weights = self.chunks[chunk]
         row = self.rows.start + offset
-        record = self.records[int(indices[row])]
-        return (eval_image(record["image"], self.recipe), np.int32(record["label"]),
+        index = int(indices[row])
+        record = self.records[index]
+        return (eval_image(record["image"], self.recipe), _label(record, self.labels, index),
                 np.float32(weights[row]))
 
 
@@ -103,13 +114,24 @@ def _global(local: np.ndarray, sharding: NamedSharding, batch: int) -> jax.Array
 
 
 class StreamedSplit:
-    """Records of one split (or a subset of them, by index), delivered as global batches."""
+    """Records of one split, or a selection of them by index, delivered as global batches.
+
+    Like an in-memory `Split` it can be narrowed (`take`) and relabelled (`with_labels`),
+    which is all the data selections need; `labels` reads the split's label index on
+    first use (data/label_index.py), so unselected runs never pass over the records."""
 
     def __init__(self, records: Any, recipe: ImageRecipe, indices: np.ndarray | None = None,
-                 threads: int = 16, prefetch_batches: int = 2, name: str = ""):
-        self.records = records if indices is None else _Subset(records, indices)
+                 threads: int = 16, prefetch_batches: int = 2, name: str = "",
+                 all_labels: Callable[[], np.ndarray] | None = None,
+                 labels: np.ndarray | None = None):
+        self.base = records
+        self.indices = (np.arange(len(records)) if indices is None
+                        else np.asarray(indices, dtype=np.int64))
+        self.records = _Subset(records, self.indices)
         self.recipe = recipe
         self.name = name
+        self._all_labels = all_labels   # every base record's label, read on demand
+        self._labels = labels           # a selection's relabelling, or None: the records'
         self.read_options = lambda rows: grain.ReadOptions(
             num_threads=threads, prefetch_buffer_size=prefetch_batches * rows)
 
@@ -120,11 +142,36 @@ class StreamedSplit:
                    name=f"{dataset}/{split}", **kwargs)
 
     def __len__(self) -> int:
-        return len(self.records)
+        return len(self.indices)
 
     @property
     def size(self) -> int:
-        return len(self.records)
+        return len(self.indices)
+
+    @property
+    def labels(self) -> np.ndarray:
+        """int32 [len(self)]: the selection's labels, else the records' own."""
+        if self._labels is not None:
+            return self._labels
+        if self._all_labels is None:
+            raise ValueError(f"{self.name}: no label index to select by")
+        return self._all_labels()[self.indices]
+
+    def take(self, positions: np.ndarray) -> "StreamedSplit":
+        """The records at `positions` of this split, in that order."""
+        other = copy.copy(self)
+        other.indices = self.indices[positions]
+        other.records = _Subset(self.base, other.indices)
+        other._labels = None if self._labels is None else self._labels[positions]
+        return other
+
+    def with_labels(self, labels: np.ndarray) -> "StreamedSplit":
+        labels = np.asarray(labels, dtype=np.int32)
+        if labels.shape != (len(self),):
+            raise ValueError(f"{self.name}: {labels.size} labels for {len(self)} records")
+        other = copy.copy(self)
+        other._labels = labels
+        return other
 
     def train_batches(self, sharding: NamedSharding, order: BatchOrder, seed: int,
                       start_step: int, end_step: int
@@ -134,7 +181,7 @@ class StreamedSplit:
             raise ValueError(f"{self.name}: the batch order covers {order.num_examples} "
                              f"records, the split has {len(self)}")
         rows = local_rows(sharding, order.batch_size)
-        source = _TrainRows(self.records, order, rows, self.recipe, seed, end_step)
+        source = _TrainRows(self.records, self._labels, order, rows, self.recipe, seed, end_step)
         dataset = (grain.MapDataset.source(source).batch(source.per_step, batch_fn=_stack)
                    .slice(slice(start_step, end_step)))
         for images, labels in dataset.to_iter_dataset(self.read_options(source.per_step)):
@@ -145,7 +192,8 @@ class StreamedSplit:
                      ) -> Iterator[tuple[jax.Array, jax.Array, jax.Array]]:
         """(images, labels, weights): every record once; weight 0 marks padding."""
         rows = local_rows(sharding, batch)
-        source = _EvalRows(self.records, eval_chunks(len(self), batch), rows, self.recipe)
+        source = _EvalRows(self.records, self._labels, eval_chunks(len(self), batch), rows,
+                          self.recipe)
         dataset = grain.MapDataset.source(source).batch(source.per_chunk, batch_fn=_stack)
         for images, labels, weights in dataset.to_iter_dataset(
                 self.read_options(source.per_chunk)):
@@ -155,7 +203,7 @@ class StreamedSplit:
 
 @dataclasses.dataclass
 class _Subset:
-    """Records `indices` of `records`, in that order (a held-out split, by index)."""
+    """Records `indices` of `records`, in that order (a held-out split, a selection)."""
 
     records: Any
     indices: np.ndarray
@@ -180,14 +228,20 @@ class StreamedSplits:
 
 
 def load_streamed_splits(dataset: str, data_dir: str | None, validation_size: int,
-                         split_seed: int, recipe: ImageRecipe,
-                         threads: int = 16) -> StreamedSplits:
+                         split_seed: int, recipe: ImageRecipe, threads: int = 16,
+                         label_cache: pathlib.Path | None = None) -> StreamedSplits:
     """The streamed dataset's splits: `validation_size` training records held out (seeded,
-    as for in-memory data); the test split is the one the papers report (ImageNet val)."""
+    as for in-memory data); the test split is the one the papers report (ImageNet val).
+    Label indexes, when a selection asks for them, are kept in `label_cache`."""
     from jaxtickets.errors import ConfigError
 
-    train_name, test_name = "train", TEST_SPLITS[dataset]
-    records = open_data_source(dataset, train_name, data_dir)
+    def opened(split_name):
+        records = open_data_source(dataset, split_name, data_dir)
+        return records, lazy_labels(dataset, split_name, data_dir, len(records), label_cache,
+                                    threads)
+
+    test_name = TEST_SPLITS[dataset]
+    (records, train_labels), (test_records, test_labels) = opened("train"), opened(test_name)
     if validation_size >= len(records):
         raise ConfigError(f"data.validation_size: {validation_size} leaves no training "
                           f"records out of {len(records)}")
@@ -196,8 +250,9 @@ def load_streamed_splits(dataset: str, data_dir: str | None, validation_size: in
 
     def split(indices, name):
         return StreamedSplit(records, recipe, indices, threads=threads,
-                             name=f"{dataset}/{name}")
+                             name=f"{dataset}/{name}", all_labels=train_labels)
 
-    test = StreamedSplit.open(dataset, test_name, data_dir, recipe, threads=threads)
+    test = StreamedSplit(test_records, recipe, threads=threads, name=f"{dataset}/{test_name}",
+                         all_labels=test_labels)
     return StreamedSplits(dataset, split(rest, "train"), split(held_out, "validation"),
                           test, STREAMED_CLASSES[dataset], (recipe.size, recipe.size, 3))

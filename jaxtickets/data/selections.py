@@ -1,13 +1,17 @@
 """Which data a ticket is generated on (P0 Sec. 4.2-4.4, P1 Sec. 4.1-4.2).
 
-Each selection is a pure function of the split and a seed, so a rerun selects the same
-images: a per-class fraction of the samples (exact counts, stratified), a fraction of
+Each selection is a pure function of the split's labels and a seed, so a rerun selects
+the same images, and an in-memory `Split` and a streamed one (data/pipeline.py, which
+offers the same `labels`, `take` and `with_labels`) with equal labels select equally: a per-class fraction of the samples (exact counts, stratified), a fraction of
 the classes with all their images (relabelled 0..k-1), stratified halves (CIFAR-10a/b),
 one fixed permutation of the labels, the S4L labelled/unlabelled split (unlabelled
 images get label -1), and another dataset's images brought to the model's input shape.
 """
 
 from __future__ import annotations
+
+import dataclasses
+from typing import TypeVar
 
 import numpy as np
 
@@ -16,6 +20,8 @@ from jaxtickets.errors import ConfigError
 
 UNLABELLED = -1
 HALVES = ("", "a", "b")
+AnySplit = TypeVar("AnySplit")    # datasets.Split or pipeline.StreamedSplit
+AnySplits = TypeVar("AnySplits")  # datasets.Splits or pipeline.StreamedSplits
 
 
 def per_class_count(fraction: float, available: int) -> int:
@@ -33,7 +39,7 @@ def _per_class_pick(labels: np.ndarray, fraction: float, seed: int) -> np.ndarra
     return np.sort(np.concatenate(picked))
 
 
-def sample_fraction(split: Split, fraction: float, seed: int) -> Split:
+def sample_fraction(split: AnySplit, fraction: float, seed: int) -> AnySplit:
     """A per-class fraction of the images, all classes kept (P0 'x% of the samples')."""
     if not 0.0 < fraction <= 1.0:
         raise ConfigError(f"sample_fraction: must lie in (0, 1], got {fraction}")
@@ -50,7 +56,7 @@ def chosen_classes(num_classes: int, fraction: float, seed: int) -> np.ndarray:
     return np.sort(np.random.default_rng(seed).permutation(num_classes)[:k])
 
 
-def class_subset(splits: Splits, fraction: float, seed: int) -> Splits:
+def class_subset(splits: AnySplits, fraction: float, seed: int) -> AnySplits:
     """All images of a seeded subset of the classes, relabelled 0..k-1 in every split
     (the generation head then has k outputs)."""
     if fraction == 1.0:
@@ -59,15 +65,17 @@ def class_subset(splits: Splits, fraction: float, seed: int) -> Splits:
     relabel = np.full(splits.num_classes, UNLABELLED, dtype=np.int32)
     relabel[keep] = np.arange(keep.size, dtype=np.int32)
 
-    def restrict(split: Split) -> Split:
-        inside = np.flatnonzero(np.isin(split.labels, keep))
-        return Split(split.images[inside], relabel[split.labels[inside]])
+    def restrict(split):
+        labels = split.labels
+        inside = np.flatnonzero(np.isin(labels, keep))
+        return split.take(inside).with_labels(relabel[labels[inside]])
 
-    return Splits(splits.name, restrict(splits.train), restrict(splits.validation),
-                  restrict(splits.test), int(keep.size))
+    return dataclasses.replace(splits, train=restrict(splits.train),
+                               validation=restrict(splits.validation),
+                               test=restrict(splits.test), num_classes=int(keep.size))
 
 
-def half(split: Split, which: str, seed: int) -> Split:
+def half(split: AnySplit, which: str, seed: int) -> AnySplit:
     """Stratified halves 'a' and 'b' (P1's CIFAR-10a/10b: 2,500 per class each); '' = all.
     A class with an odd count gives its extra image to 'a'."""
     if which not in HALVES:
@@ -75,29 +83,30 @@ def half(split: Split, which: str, seed: int) -> Split:
     if not which:
         return split
     rng = np.random.default_rng(seed)
-    picked = []
-    for cls in np.unique(split.labels):
-        members = rng.permutation(np.flatnonzero(split.labels == cls))
+    picked, labels = [], split.labels
+    for cls in np.unique(labels):
+        members = rng.permutation(np.flatnonzero(labels == cls))
         cut = (members.size + 1) // 2
         picked.append(members[:cut] if which == "a" else members[cut:])
     return split.take(np.sort(np.concatenate(picked)))
 
 
-def shuffled_labels(split: Split, seed: int) -> Split:
+def shuffled_labels(split: AnySplit, seed: int) -> AnySplit:
     """One fixed random permutation of the labels across images: every class keeps its
     count, images and labels are decorrelated (P0 Fig. 4, digest item 23)."""
     perm = np.random.default_rng(seed).permutation(len(split))
-    return Split(split.images, split.labels[perm])
+    return split.with_labels(split.labels[perm])
 
 
-def mark_unlabelled(split: Split, labelled_fraction: float, seed: int) -> Split:
+def mark_unlabelled(split: AnySplit, labelled_fraction: float, seed: int) -> AnySplit:
     """Keeps the labels of a per-class fraction of the images; the others get -1."""
     if not 0.0 < labelled_fraction <= 1.0:
         raise ConfigError(f"labelled_fraction: must lie in (0, 1], got {labelled_fraction}")
-    labels = np.full_like(split.labels, UNLABELLED)
-    keep = _per_class_pick(split.labels, labelled_fraction, seed)
-    labels[keep] = split.labels[keep]
-    return Split(split.images, labels)
+    original = split.labels
+    labels = np.full_like(original, UNLABELLED)
+    keep = _per_class_pick(original, labelled_fraction, seed)
+    labels[keep] = original[keep]
+    return split.with_labels(labels)
 
 
 def adapt_images(images: np.ndarray, shape: tuple[int, int, int]) -> np.ndarray:

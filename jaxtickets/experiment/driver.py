@@ -25,15 +25,12 @@ from jaxtickets.config_schema import identity, parse_logit_inits, validate
 from jaxtickets.errors import ConfigError
 from jaxtickets.analysis.correlation import correlation_indicator, kernel_layers
 from jaxtickets.analysis.flops import forward_flops, training_flops
-from jaxtickets.data.augment import ImageRecipe
-from jaxtickets.data.datasets import STREAMED_CLASSES, Splits, load_splits
-from jaxtickets.data.pipeline import load_streamed_splits
 from jaxtickets.experiment import controls, results, workdir as workdir_lib
 from jaxtickets.experiment.setup import (Schedule, Setup, convert_recipe, describe_rewind,
                                          evaluation_recipe)
 from jaxtickets.experiment.sources import (Source, build_sources, evaluation_name,
-                                           evaluation_setup, transfer_mask, transfer_weights,
-                                           with_half)
+                                           evaluation_setup, load_evaluation_data,
+                                           transfer_mask, transfer_weights)
 from jaxtickets.parallel import state_shardings
 from jaxtickets.sparsity import actions
 from jaxtickets.sparsity import masks as masks_lib
@@ -65,20 +62,12 @@ class Experiment:
         self.workdir = pathlib.Path(workdir)
         self.id = identity(config)
         self.resuming = workdir_lib.check_identity(self.workdir, config)
-        d = config.data
-        if d.dataset in STREAMED_CLASSES:  # too large for memory: read batch by batch
-            full = load_streamed_splits(
-                d.dataset, d.data_dir or None, d.validation_size, d.split_seed,
-                ImageRecipe(size=d.image_size, rotation_degrees=d.rotation_degrees),
-                threads=config.runtime.reader_threads)
-            self.splits = full
-        else:
-            full = load_splits(d.dataset, d.source, d.data_dir, d.validation_size,
-                               d.train_size, d.test_size, d.split_seed)
-            self.splits: Splits = with_half(full, d.half, d.split_seed)
+        label_cache = self.workdir / workdir_lib.LABEL_INDEX_DIR
+        self.splits, full = load_evaluation_data(config, label_cache)
         self.evaluation: Setup = evaluation_setup(config, self.splits)
         self.schedule = self.evaluation.schedule
-        self.sources: list[Source] = build_sources(config, self.workdir, self.evaluation, full)
+        self.sources: list[Source] = build_sources(config, self.workdir, self.evaluation, full,
+                                                   label_cache)
         p = config.pruning
         self.policy = masks_lib.PrunablePolicy(**p.prune.to_dict())
         self.levels = list(range(p.levels + 1))

@@ -13,14 +13,17 @@ import pathlib
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
 from jaxtickets.config_schema import TRAJECTORY_KEYS, parse_branches, parse_levels
 from jaxtickets.errors import ConfigError
 from jaxtickets.data import selections
-from jaxtickets.data.pipeline import StreamedSplits
-from jaxtickets.data.datasets import IMAGE_SHAPES, Splits, input_shape, load_splits, normalization
+from jaxtickets.data.augment import ImageRecipe
+from jaxtickets.data.datasets import (IMAGE_SHAPES, STREAMED_CLASSES, Splits, input_shape,
+                                      load_splits, normalization)
+from jaxtickets.data.pipeline import StreamedSplits, load_streamed_splits
 from jaxtickets.experiment.setup import Setup, evaluation_recipe, source_recipe
 from jaxtickets.models.layers import OUTPUT_LAYER
 from jaxtickets.sparsity.masks import PrunablePolicy, kernel_kind, path_name
@@ -76,16 +79,48 @@ def _seed(split_seed: int, stream: int) -> int:
     return int(np.random.SeedSequence([split_seed, stream]).generate_state(1)[0])
 
 
-def input_spec(config: ml_collections.ConfigDict, dataset: str, augment: bool) -> InputSpec:
+def input_spec(config: ml_collections.ConfigDict, dataset: str, augment: bool,
+               source: ml_collections.ConfigDict | None = None) -> InputSpec:
+    """How a batch is normalized and augmented on the device. A source's pad_crop/flip
+    override data.*; unset (-1) they are data.*, except for a streamed source of an
+    in-memory evaluation: data.* describe the evaluation's augmentation, and the
+    source's images were cropped and flipped on the host already."""
     mean, std = selections.adapted_normalization(
         normalization(dataset, config.data.normalize),
         input_shape(config.data.dataset, config.data.image_size)[2])
     d = config.data
-    return InputSpec(mean, std, d.pad_crop if augment else 0, d.flip and augment,
+    host_augmented = dataset in STREAMED_CLASSES and d.dataset not in STREAMED_CLASSES
+    pad, flip = (0, False) if host_augmented else (d.pad_crop, d.flip)
+    if source is not None and source.pad_crop >= 0:
+        pad = source.pad_crop
+    if source is not None and source.flip >= 0:
+        flip = bool(source.flip)
+    return InputSpec(mean, std, pad if augment else 0, flip and augment,
                      config.model.compute_dtype)
 
 
-def with_half(splits: Splits, which: str, split_seed: int) -> Splits:
+def image_recipe(config: ml_collections.ConfigDict) -> ImageRecipe:
+    """The host-side augmentation of every streamed dataset of the experiment."""
+    return ImageRecipe(size=config.data.image_size,
+                       rotation_degrees=config.data.rotation_degrees)
+
+
+def load_evaluation_data(config: ml_collections.ConfigDict, label_cache: pathlib.Path
+                         ) -> tuple[Splits | StreamedSplits, Splits | StreamedSplits]:
+    """(the evaluation's splits, the same before data.half): in memory, or streamed from
+    disk batch by batch for datasets too large for memory."""
+    d = config.data
+    if d.dataset in STREAMED_CLASSES:
+        full = load_streamed_splits(d.dataset, d.data_dir or None, d.validation_size,
+                                    d.split_seed, image_recipe(config),
+                                    config.runtime.reader_threads, label_cache)
+    else:
+        full = load_splits(d.dataset, d.source, d.data_dir, d.validation_size,
+                           d.train_size, d.test_size, d.split_seed)
+    return with_half(full, d.half, d.split_seed), full
+
+
+def with_half(splits, which: str, split_seed: int):
     """The splits with training images restricted to stratified half `which` ('' = all);
     'a' and 'b' use one seed, so they are complementary."""
     if not which:
@@ -102,23 +137,38 @@ def evaluation_setup(config: ml_collections.ConfigDict, splits: Splits) -> Setup
                  fsdp=config.runtime.fsdp)
 
 
-def source_splits(config: ml_collections.ConfigDict, name: str, evaluation: Splits,
-                  full: Splits) -> tuple[Splits, dict]:
+def other_dataset_splits(config: ml_collections.ConfigDict, dataset: str,
+                         label_cache: pathlib.Path):
+    """Another dataset's splits for a source. Between in-memory datasets the images are
+    brought to the evaluation's input shape (P1: grey to RGB, resized); where a streamed
+    dataset is involved each keeps its own resolution (ImageNet crops of
+    data.image_size, CIFAR at 32 x 32: P1's and P0's ImageNet transfers), with only
+    the channels matched, so the model must not depend on the input size."""
+    d = config.data
+    if dataset in STREAMED_CLASSES:
+        return load_streamed_splits(dataset, d.data_dir or None, d.validation_size,
+                                    d.split_seed, image_recipe(config),
+                                    config.runtime.reader_threads, label_cache)
+    splits = load_splits(dataset, d.source, d.data_dir, d.validation_size, 0, 0,
+                         d.split_seed)
+    target = input_shape(d.dataset, d.image_size)
+    if d.dataset in STREAMED_CLASSES:
+        target = IMAGE_SHAPES[dataset][:2] + target[2:]
+    return selections.adapt_splits(splits, target)
+
+
+def source_splits(config: ml_collections.ConfigDict, name: str, evaluation, full,
+                  label_cache: pathlib.Path) -> tuple[Splits | StreamedSplits, dict]:
     """The generation data of source `name` and a summary of what was selected.
-    `full` is the evaluation dataset before data.half; `evaluation` after it."""
+    `full` is the evaluation dataset before data.half; `evaluation` after it. In-memory
+    and streamed splits select alike (data/selections.py)."""
     s, d = config.generation[name], config.data
     dataset = s.dataset or d.dataset
-    if isinstance(evaluation, StreamedSplits):  # no selections (config_schema refuses them)
-        return evaluation, {"dataset": dataset, "train_images": len(evaluation.train),
-                            "classes": evaluation.num_classes,
-                            "labelled_images": len(evaluation.train)}
     if dataset == d.dataset:
         splits = evaluation if s.half == d.half else with_half(full, s.half, d.split_seed)
     else:
-        splits = load_splits(dataset, d.source, d.data_dir, d.validation_size, 0, 0,
-                             d.split_seed)
-        splits = selections.adapt_splits(splits, IMAGE_SHAPES[d.dataset])
-        splits = with_half(splits, s.half, d.split_seed)
+        splits = with_half(other_dataset_splits(config, dataset, label_cache), s.half,
+                           d.split_seed)
     splits = selections.class_subset(splits, s.class_fraction, _seed(d.split_seed, CLASS_STREAM))
     train = selections.sample_fraction(splits.train, s.sample_fraction,
                                        _seed(d.split_seed, SAMPLE_STREAM))
@@ -129,9 +179,10 @@ def source_splits(config: ml_collections.ConfigDict, name: str, evaluation: Spli
                                            _seed(d.split_seed, LABELLED_STREAM))
     if train is not splits.train:
         splits = dataclasses.replace(splits, train=train)
+    labelled = (int(np.sum(splits.train.labels >= 0)) if s.task == "semisup"
+                else len(splits.train))  # a streamed split's labels cost a pass: only S4L
     summary = {"dataset": dataset, "train_images": len(splits.train),
-               "classes": splits.num_classes,
-               "labelled_images": int(np.sum(splits.train.labels >= 0))}
+               "classes": splits.num_classes, "labelled_images": labelled}
     return splits, summary
 
 
@@ -156,7 +207,7 @@ def describe(config: ml_collections.ConfigDict, name: str, summary: dict) -> str
 
 
 def build_sources(config: ml_collections.ConfigDict, workdir: pathlib.Path,
-                  evaluation: Setup, full: Splits) -> list[Source]:
+                  evaluation: Setup, full, label_cache: pathlib.Path) -> list[Source]:
     p = config.pruning
     default_levels = set(parse_levels(p.evaluate_levels, p.levels))
     if not config.generation.keys():
@@ -170,16 +221,18 @@ def build_sources(config: ml_collections.ConfigDict, workdir: pathlib.Path,
     sources = []
     for name in config.generation.keys():
         s = config.generation[name]
-        splits, summary = source_splits(config, name, evaluation.splits, full)
+        splits, summary = source_splits(config, name, evaluation.splits, full, label_cache)
         task = create_task(s.task, s.rotations)
         recipe = source_recipe(config, name)
-        spec = input_spec(config, summary["dataset"], s.augment)
+        spec = input_spec(config, summary["dataset"], s.augment, s)
         same = (splits is evaluation.splits and task == evaluation.task
                 and recipe == evaluation.recipe and spec == evaluation.input_spec)
         setup = evaluation if same else Setup(
             splits, task, recipe, config.model.name, config.model.dropout, spec,
             config.runtime.steps_per_call, config.train.eval_batch_size,
             prefix=f"generation.{name}", fsdp=config.runtime.fsdp)
+        if setup.image_shape != evaluation.image_shape:
+            check_transferable(setup, evaluation, f"generation.{name}.dataset")
         levels = (set(parse_levels(s.evaluate_levels, p.levels)) if s.evaluate_levels
                   else default_levels)
         trajectory = trajectory_of(config, name)
@@ -223,6 +276,30 @@ def _checked(source: Source, key: str) -> Source:
             "runs are the evaluated tickets (the evaluation's task, data and recipe, "
             "strategy 'reset'); this source is not")
     return source
+
+
+def _param_shapes(setup: Setup) -> dict[tuple, tuple[int, ...]]:
+    """The model's parameter shapes for the setup's input, traced (nothing computed)."""
+    key = jax.random.PRNGKey(0)
+    sample = jax.ShapeDtypeStruct((1,) + setup.image_shape, jnp.float32)
+    shapes = jax.eval_shape(lambda x: setup.model.init({"params": key, "dropout": key}, x,
+                                                       train=False)["params"], sample)
+    return {tuple(p): tuple(v.shape) for p, v in jax.tree_util.tree_flatten_with_path(shapes)[0]}
+
+
+def check_transferable(source: Setup, evaluation: Setup, key: str) -> None:
+    """A source trained at another input size gives its mask to the evaluation model
+    only when every layer but the output has the same shape there (convolutional
+    models with global pooling); refused before any training otherwise."""
+    ours, theirs = _param_shapes(source), _param_shapes(evaluation)
+    for path, shape in ours.items():
+        if theirs.get(path) != shape and not _is_output(path):
+            raise ConfigError(
+                f"{key}: the source's images are {source.image_shape}, the evaluation's "
+                f"{evaluation.image_shape}, and the model's parameter "
+                f"{jax.tree_util.keystr(path)} has shape {shape} "
+                f"vs {theirs.get(path)} between them; use a model with global pooling "
+                "(VGG, ResNet) or datasets of one resolution")
 
 
 def _is_output(path: tuple) -> bool:

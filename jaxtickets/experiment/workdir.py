@@ -16,6 +16,9 @@ from jaxtickets.config_schema import canonical_json, identity
 
 CONFIG_FILE = "config.json"
 LOCK_FILE = ".lock"
+# Streamed splits' labels, read once (data/label_index.py): derived from the dataset,
+# not from the experiment, and written before the experiment's own files.
+LABEL_INDEX_DIR = "label_index"
 
 
 class WorkdirError(RuntimeError):
@@ -26,7 +29,8 @@ def check_identity(workdir: pathlib.Path, config: ml_collections.ConfigDict) -> 
     """True if the workdir already holds this experiment; raises if it holds another."""
     path = workdir / CONFIG_FILE
     if not path.exists():
-        if workdir.exists() and any(p.name != LOCK_FILE for p in workdir.iterdir()):
+        if workdir.exists() and any(p.name not in (LOCK_FILE, LABEL_INDEX_DIR)
+                                    for p in workdir.iterdir()):
             raise WorkdirError(f"workdir {workdir} is not empty and has no {CONFIG_FILE}; "
                                "refusing to write into it")
         return False
