@@ -24,7 +24,8 @@ Arguments after the colon: the learning rate (default 0.1), optionally ',wr' (re
 epoch 8 of 160, P3's ~5%) and ',smoke'.
 """
 
-from jaxtickets.config_schema import add_source, base_config
+from jaxtickets.config_schema import base_config
+from jaxtickets.experiment.presets import p3_trajectories
 
 
 def get_config(arg: str | None = None):
@@ -53,17 +54,8 @@ def get_config(arg: str | None = None):
     config.train.decay_at = "80ep,120ep"
     config.train.eval_every = "1ep"
     config.train.checkpoint_every = "10ep"
-    config.pruning.method = "global"
-    config.pruning.rate = 0.2
-    config.pruning.prune.dense = False
-    config.pruning.prune.output = False
-    config.pruning.levels = 14
+    p3_trajectories(config, levels=14, evaluate_levels="0,2,4,7,10,14")
     config.pruning.rewind = "8ep" if rewinding else "0st"
-    config.pruning.evaluate_levels = "0,2,4,7,10,14"
-    config.branches = "ticket"
-    controls = "ticket,random_reinit,small_dense"
-    add_source(config, "imp", branches=controls)
-    add_source(config, "omp", schedule="one_shot", branches=controls)
     config.runtime.steps_per_call = 1
     if smoke:
         config.num_replicates = 1

@@ -64,15 +64,21 @@ def _jpeg(rng: np.random.Generator) -> bytes:
 
 
 def make_jpeg_imagenet(data_dir: pathlib.Path, n_train: int, n_val: int,
-                       classes: int = 1000) -> str:
-    """A small imagenet2012 in TFDS format (real JPEG files) under `data_dir`, with
-    random labels: for the pipeline's mechanics, not for accuracy."""
+                       classes: int = 1000, name: str = "imagenet2012",
+                       cycle: np.ndarray | None = None) -> str:
+    """A small imagenet2012 (or places365_small) in TFDS format (real JPEG files) under
+    `data_dir`, with random labels, or labels cycling through `cycle`: for the
+    pipeline's mechanics, not for accuracy."""
     from jaxtickets.data.tfds_io import import_jpegs_to_tfds
 
     rng = np.random.default_rng(0)
-    splits = {split: ([_jpeg(rng) for _ in range(n)], rng.integers(0, classes, n))
+
+    def labels(n):
+        return rng.integers(0, classes, n) if cycle is None else np.resize(cycle, n)
+
+    splits = {split: ([_jpeg(rng) for _ in range(n)], labels(n))
               for split, n in (("train", n_train), ("validation", n_val))}
-    import_jpegs_to_tfds("imagenet2012", splits, data_dir)
+    import_jpegs_to_tfds(name, splits, data_dir)
     return str(data_dir)
 
 

@@ -40,14 +40,18 @@ SHIPPED = [("mnist_lenet", None), ("mnist_lenet", "demo"), ("mnist_lenet", "smok
            ("p3_resnet20", "0.01,wr"), ("p3_resnet20", "0.1,wr,smoke"),
            ("mnist_p2_controls", None), ("mnist_p2_controls", "smoke"),
            ("imagenet_rotnet", None), ("imagenet_rotnet", "rotnet,smoke"),
-           ("p1_cross_dataset", "fashion_mnist"), ("p1_cross_dataset", "cifar100,smoke")]
+           ("imagenet_rotnet", "alexnet"), ("imagenet_limited", None),
+           ("imagenet_limited", "fig7,smoke"), ("p3_imagenet", "resnet18,wr"),
+           ("p3_imagenet", "smoke"), ("p1_cross_dataset", "fashion_mnist"),
+           ("p1_cross_dataset", "cifar100,smoke"), ("p1_cross_dataset", "imagenet2012,resnet50"),
+           ("p2_deep_cifar", "vgg19,warmup"), ("p2_deep_cifar", "resnet20,0.01,smoke")]
 
 # Training images before the validation split, per (dataset, source) (see datasets.py;
 # the embedded size is checked against the real file below).
 RAW_TRAIN_SIZE = {("mnist", "tfds"): 60000, ("mnist", "embedded"): 12000,
                   ("cifar10", "tfds"): 50000, ("imagenet2012", "tfds"): 1281167,
                   ("fashion_mnist", "tfds"): 60000, ("svhn_cropped", "tfds"): 73257,
-                  ("cifar100", "tfds"): 50000}
+                  ("cifar100", "tfds"): 50000, ("places365_small", "tfds"): 1803460}
 DURATION_KEYS = ("train.duration", "train.warmup", "train.eval_every",
                  "train.checkpoint_every", "pruning.rewind", "train.decay_at")
 # Examples per property; together the properties run in a few seconds.

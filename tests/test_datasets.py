@@ -43,7 +43,7 @@ def test_p1_cross_dataset_config_transfers_tickets_from_every_source(tmp_path):
     in for VGG-19 to keep it short; the images are random, so only the mechanics count."""
     from conftest import load_config
 
-    config = load_config("p1_cross_dataset", "cifar100,smoke")
+    config = load_config("p1_cross_dataset", "cifar100,small,smoke")
     config.model.name = "lenet300_100"
     config.data.data_dir = str(tmp_path / "tfds")
     with tfds.testing.mock_data(num_examples=320):

@@ -126,7 +126,8 @@ def test_streamed_dataset_refuses_what_it_cannot_do(key, value, jpeg_dir):
     "lenet300_100",  # fast, in the default suite
     pytest.param("resnet50", marks=pytest.mark.slow)])  # the config's own model
 def test_imagenet_rotnet_config_smoke_runs_on_the_jpeg_dataset(model, jpeg_dir, tmp_path):
-    """configs/imagenet_rotnet.py (P0 on ImageNet) end to end on the small JPEG dataset."""
+    """configs/imagenet_rotnet.py (P0 Table 4 on ImageNet: labels, RotNet and Exemplar
+    sources) end to end on the small JPEG dataset."""
     from conftest import load_config
 
     config = load_config("imagenet_rotnet", "smoke")
@@ -135,6 +136,6 @@ def test_imagenet_rotnet_config_smoke_runs_on_the_jpeg_dataset(model, jpeg_dir, 
     results = run_experiment(config, tmp_path / "p0")
     assert {(r["source_name"], r["level"], r["branch"]) for r in results["rows"]} == {
         ("labels", 0, "ticket"), ("labels", 1, "ticket"), ("labels", 1, "random_ticket"),
-        ("rotnet", 0, "ticket"), ("rotnet", 1, "ticket")}
-    rotnet = [r for r in results["rows"] if r["source_name"] == "rotnet"]
-    assert all(r["evaluation"] == "labels:imagenet2012" for r in rotnet)
+        ("rotnet", 0, "ticket"), ("rotnet", 1, "ticket"),
+        ("exemplar", 0, "ticket"), ("exemplar", 1, "ticket")}
+    assert all(r["evaluation"] == "labels:imagenet2012" for r in results["rows"])

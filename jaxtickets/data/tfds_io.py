@@ -91,7 +91,8 @@ def _importer_cls(name: str) -> type[Any]:
         def _examples(self, split: str) -> Iterator[tuple[int, dict[str, Any]]]:
             images, labels = self.arrays[split]
             with_id = "id" in self.info.features
-            with_file_name = "file_name" in self.info.features
+            file_key = next((k for k in ("file_name", "filename")  # imagenet, places365
+                             if k in self.info.features), None)
             for i, (image, label) in enumerate(zip(images, labels, strict=True)):
                 # Encoded bytes (JPEG) are stored as they are; PIL images are
                 # PNG-encoded by Pillow inside TFDS (no TF).
@@ -102,8 +103,8 @@ def _importer_cls(name: str) -> type[Any]:
                 }
                 if with_id:  # Official format, e.g. "train_00042" (index in `arrays`).
                     example["id"] = f"{split}_{i:05d}"
-                if with_file_name:
-                    example["file_name"] = f"{split}_{i:05d}.JPEG"
+                if file_key:
+                    example[file_key] = f"{split}_{i:05d}.JPEG"
                 yield i, example
 
     _ArrayImporter.name = base.name
@@ -174,7 +175,7 @@ def import_to_tfds(
                   overwrite)
 
 
-JPEG_DATASETS = ("imagenet2012",)
+JPEG_DATASETS = ("imagenet2012", "places365_small")
 
 
 def import_jpegs_to_tfds(

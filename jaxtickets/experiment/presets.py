@@ -130,3 +130,104 @@ def add_p4_trajectories(config: ml_collections.ConfigDict, criteria=tuple(CRITER
         add_source(config, f"m1_{action}", mask1_action=action, branches="ticket")
     for action in mask0:
         add_source(config, f"m0_{action}", mask0_action=action, branches="ticket")
+
+
+# P0 App. A's ImageNet recipes (SGD with momentum 0.9): the labels recipe is also the
+# evaluation's. Keys as in generation.NAME.*; the batch is the total over all devices.
+P0_IMAGENET_RECIPES = {
+    "resnet50": {
+        "labels": {"duration": "90ep", "batch_size": 1536, "learning_rate": 0.1,
+                   "weight_decay": 1e-4, "decay_at": "50ep,65ep,80ep"},
+        "rotnet": {"duration": "90ep", "batch_size": 1536, "learning_rate": 1.0,
+                   "warmup": "5ep", "weight_decay": 1e-5, "decay_at": "50ep,65ep,80ep"},
+        "exemplar": {"duration": "30ep", "batch_size": 1536, "learning_rate": 1.0,
+                     "weight_decay": 1e-5, "decay_at": "20ep,25ep"},
+    },
+    "alexnet": {
+        "labels": {"duration": "90ep", "batch_size": 4096, "learning_rate": 0.4,
+                   "weight_decay": 1e-4, "decay_at": "30ep,60ep"},
+        "rotnet": {"duration": "90ep", "batch_size": 8192, "learning_rate": 0.5,
+                   "warmup": "2ep", "weight_decay": 1e-5, "decay_at": "30ep,60ep"},
+        "exemplar": {"duration": "30ep", "batch_size": 4096, "learning_rate": 0.1,
+                     "weight_decay": 1e-4, "decay_at": "20ep"},
+    },
+}
+P0_IMAGENET_REWIND = "3840000ex"  # 3 x 1.28M images seen, for every source (P0 App. B)
+
+
+def p0_imagenet(config: ml_collections.ConfigDict, model: str = "resnet50") -> None:
+    """P0's ImageNet protocol: `model` trained on full ImageNet labels with App. A's
+    labels recipe as the evaluation, 30 levels of global 20% pruning (output unpruned),
+    late reset to 3 x 1.28M images, P1's evaluated levels, 3 seeds, 224-pixel crops,
+    10,000 training images held out for early stopping."""
+    recipe = P0_IMAGENET_RECIPES[model]["labels"]
+    config.num_replicates = 3
+    config.model.name = model
+    config.model.dropout = 0.5 if model == "alexnet" else 0.0  # torchvision's AlexNet
+    config.data.dataset = "imagenet2012"
+    config.data.source = "tfds"
+    config.data.validation_size = 10000
+    config.data.image_size = 224
+    config.train.batch_size = recipe["batch_size"]
+    config.train.duration = recipe["duration"]
+    config.train.optimizer = "momentum"
+    config.train.momentum = 0.9
+    config.train.learning_rate = recipe["learning_rate"]
+    config.train.weight_decay = recipe["weight_decay"]
+    config.train.schedule = "step"
+    config.train.decay_at = recipe["decay_at"]
+    config.train.eval_every = "5ep"
+    config.train.checkpoint_every = "1ep"
+    config.train.eval_batch_size = 1536
+    config.pruning.method = "global"
+    config.pruning.rate = 0.2
+    config.pruning.prune.output = False
+    config.pruning.levels = 30
+    config.pruning.rewind = P0_IMAGENET_REWIND
+    config.pruning.evaluate_levels = "morcos"
+    config.branches = "ticket"
+    config.runtime.steps_per_call = 1
+
+
+def streamed_smoke(config: ml_collections.ConfigDict) -> None:
+    """A streamed (ImageNet-scale) config cut to seconds of CPU for the tests: 16-pixel
+    crops, batch 8, 8 steps, one level. Sources keep their tasks and selections; their
+    own durations, batches and warm-ups give way to the shared budget."""
+    config.num_replicates = 1
+    config.data.validation_size = 5
+    config.data.image_size = 16
+    config.train.batch_size = 8
+    config.train.duration = "8st"
+    config.train.decay_at = "4st" if config.train.schedule == "step" else ""
+    config.train.eval_every = config.train.checkpoint_every = "4st"
+    config.train.eval_batch_size = 8
+    config.pruning.levels = 1
+    config.pruning.rewind = "2st"
+    config.pruning.evaluate_levels = "all"
+    for name in config.generation.keys():
+        s = config.generation[name]
+        s.duration = s.decay_at = s.rewind = ""
+        s.batch_size = 0
+        s.warmup = "1st" if s.warmup else ""
+    config.runtime.reader_threads = 2
+    config.runtime.log_every_seconds = 60.0
+
+
+P3_CONTROLS = "ticket,random_reinit,small_dense"
+
+
+def p3_trajectories(config: ml_collections.ConfigDict, levels: int,
+                    evaluate_levels: str) -> None:
+    """P3's two masks per run: IMP ('imp') and OMP ('omp': the dense network pruned at
+    once to each IMP level's density), global magnitude pruning of the convolutions
+    (1x1 shortcuts and the output unpruned), 20% per level, each evaluated with random
+    reinit and the small-dense network. The rewind (LT: 0, WR: ~5%) is the config's."""
+    config.pruning.method = "global"
+    config.pruning.rate = 0.2
+    config.pruning.prune.dense = False
+    config.pruning.prune.output = False
+    config.pruning.levels = levels
+    config.pruning.evaluate_levels = evaluate_levels
+    config.branches = "ticket"
+    add_source(config, "imp", branches=P3_CONTROLS)
+    add_source(config, "omp", schedule="one_shot", branches=P3_CONTROLS)
