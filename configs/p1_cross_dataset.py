@@ -4,7 +4,8 @@ target dataset, against the target's random ticket; VGG-19 (Fig. 3) or ResNet-50
 (Fig. 4).
 
 Commands (prepare the datasets in TFDS once; one target per workdir):
-  python -m jaxtickets.main --config=configs/p1_cross_dataset.py:cifar10 --workdir=runs/p1_to_cifar10
+  python -m jaxtickets.main --config=configs/p1_cross_dataset.py:cifar10 \
+      --workdir=runs/p1_to_cifar10
   python -m jaxtickets.main --config=configs/p1_cross_dataset.py:fashion_mnist,small \
       --workdir=runs/p1_to_fmnist
   python -m jaxtickets.main --config=configs/p1_cross_dataset.py:imagenet2012,resnet50 \

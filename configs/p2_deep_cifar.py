@@ -4,9 +4,11 @@ against random reinit, at the learning rates where P2 finds tickets or not, with
 without warmup (Figs. 7-8).
 
 Commands (prepare CIFAR-10 in TFDS once: `make prepare-data`; one workdir per variant):
-  python -m jaxtickets.main --config=configs/p2_deep_cifar.py:vgg19,warmup --workdir=runs/p2_vgg_warm
-  python -m jaxtickets.main --config=configs/p2_deep_cifar.py:vgg19,0.01 --workdir=runs/p2_vgg_0.01
-  python -m jaxtickets.main --config=configs/p2_deep_cifar.py:resnet20,warmup --workdir=runs/p2_r20_warm
+  python -m jaxtickets.main --config=configs/p2_deep_cifar.py:vgg19,warmup \
+      --workdir=runs/p2_vgg_warm
+  python -m jaxtickets.main --config=configs/p2_deep_cifar.py:vgg19,0.01 --workdir=runs/p2_vgg
+  python -m jaxtickets.main --config=configs/p2_deep_cifar.py:resnet20,warmup \
+      --workdir=runs/p2_r20_warm
   python -m jaxtickets.report --workdir runs/p2_vgg_warm --out runs/p2_vgg_warm/report
 Hardware: one GPU. Time (estimate, not measured here: no accelerator was lent): VGG-19
   runs 112,480 iterations per training, ResNet-20 30,000; each level trains the ticket

@@ -21,11 +21,12 @@ convolutions (P2's rule: 1x1 shortcuts and the output layer unpruned), 20% per l
 density. Augmentation: pad-4 crop and flip. Controls at levels 2, 4, 7, 10, 14.
 
 Arguments after the colon: the learning rate (default 0.1), optionally ',wr' (rewind to
-epoch 8 of 160, P3's ~5%) and ',smoke'.
+epoch 8 of 160, P3's ~5%) and ',smoke'. The other networks of P3's CIFAR study are in
+configs/p3_cifar.py.
 """
 
 from jaxtickets.config_schema import base_config
-from jaxtickets.experiment.presets import p3_trajectories
+from jaxtickets.experiment.presets import p3_cifar
 
 
 def get_config(arg: str | None = None):
@@ -38,37 +39,5 @@ def get_config(arg: str | None = None):
         raise ValueError(f"configs/p3_resnet20.py: unknown argument {arg!r}; use a "
                          "learning rate optionally followed by ',wr' and ',smoke'") from err
     config = base_config()
-    config.num_replicates = 2
-    config.model.name = "resnet20"
-    config.data.dataset = "cifar10"
-    config.data.source = "tfds"
-    config.data.validation_size = 5000
-    config.data.pad_crop = 4
-    config.data.flip = True
-    config.train.batch_size = 64
-    config.train.duration = "160ep"
-    config.train.optimizer = "momentum"
-    config.train.learning_rate = lr
-    config.train.weight_decay = 5e-4
-    config.train.schedule = "step"
-    config.train.decay_at = "80ep,120ep"
-    config.train.eval_every = "1ep"
-    config.train.checkpoint_every = "10ep"
-    p3_trajectories(config, levels=14, evaluate_levels="0,2,4,7,10,14")
-    config.pruning.rewind = "8ep" if rewinding else "0st"
-    config.runtime.steps_per_call = 1
-    if smoke:
-        config.num_replicates = 1
-        config.data.validation_size = 500
-        config.data.train_size = 1000
-        config.data.test_size = 500
-        config.train.duration = "4ep"
-        config.train.decay_at = "2ep,3ep"
-        config.train.eval_every = "2ep"
-        config.train.checkpoint_every = "4ep"
-        config.train.eval_batch_size = 500
-        config.pruning.rewind = "1ep" if rewinding else "0st"
-        config.pruning.levels = 2
-        config.pruning.evaluate_levels = "0,2"
-        config.runtime.log_every_seconds = 30.0
+    p3_cifar(config, "resnet20", "cifar10", lr, rewinding, smoke)
     return config

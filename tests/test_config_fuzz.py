@@ -44,7 +44,8 @@ SHIPPED = [("mnist_lenet", None), ("mnist_lenet", "demo"), ("mnist_lenet", "smok
            ("imagenet_limited", "fig7,smoke"), ("p3_imagenet", "resnet18,wr"),
            ("p3_imagenet", "smoke"), ("p1_cross_dataset", "fashion_mnist"),
            ("p1_cross_dataset", "cifar100,smoke"), ("p1_cross_dataset", "imagenet2012,resnet50"),
-           ("p2_deep_cifar", "vgg19,warmup"), ("p2_deep_cifar", "resnet20,0.01,smoke")]
+           ("p2_deep_cifar", "vgg19,warmup"), ("p2_deep_cifar", "resnet20,0.01,smoke"),
+           ("p3_cifar", "vgg16,cifar100,wr"), ("p3_cifar", "mobilenet_v1,cifar10,smoke")]
 
 # Training images before the validation split, per (dataset, source) (see datasets.py;
 # the embedded size is checked against the real file below).

@@ -15,7 +15,8 @@ from jaxtickets.sparsity.small_dense import (kernel_weight_count, small_dense_mo
 MNIST, CIFAR = (28, 28, 1), (32, 32, 3)
 CASES = ([("lenet300_100", MNIST, d) for d in (0.8, 0.2, 0.05, 0.02)]
          + [(name, CIFAR, d) for name in ("conv2", "conv4", "conv6") for d in (0.5, 0.1, 0.03)]
-         + [("resnet20", CIFAR, d) for d in (0.5, 0.1)] + [("vgg11", CIFAR, 0.1)])
+         + [("resnet20", CIFAR, d) for d in (0.5, 0.1)] + [("vgg11", CIFAR, 0.1)]
+         + [("mobilenet_v1", CIFAR, d) for d in (0.4, 0.05)])
 # One real forward pass per model family; the other cases check shapes only. Its weights
 # are drawn with numpy: on XLA:CPU, model.init compiles a random-normal kernel per new
 # shape (seconds each), while init itself is already traced by eval_shape.

@@ -1,11 +1,13 @@
 """Which data a ticket is generated on (P0 Sec. 4.2-4.4, P1 Sec. 4.1-4.2).
 
 Each selection is a pure function of the split's labels and a seed, so a rerun selects
-the same images, and an in-memory `Split` and a streamed one (data/pipeline.py, which
-offers the same `labels`, `take` and `with_labels`) with equal labels select equally: a per-class fraction of the samples (exact counts, stratified), a fraction of
-the classes with all their images (relabelled 0..k-1), stratified halves (CIFAR-10a/b),
-one fixed permutation of the labels, the S4L labelled/unlabelled split (unlabelled
-images get label -1), and another dataset's images brought to the model's input shape.
+the same images; an in-memory `Split` and a streamed one (data/pipeline.py, which offers
+the same `labels`, `take` and `with_labels`) with equal labels select the same images.
+The selections: a per-class fraction of the samples (exact counts, stratified), a
+fraction of the classes with all their images (relabelled 0..k-1), stratified halves
+(CIFAR-10a/b), one fixed permutation of the labels, the S4L labelled/unlabelled split
+(unlabelled images get label -1), and another dataset's images brought to the model's
+input shape.
 """
 
 from __future__ import annotations

@@ -231,3 +231,48 @@ def p3_trajectories(config: ml_collections.ConfigDict, levels: int,
     config.branches = "ticket"
     add_source(config, "imp", branches=P3_CONTROLS)
     add_source(config, "omp", schedule="one_shot", branches=P3_CONTROLS)
+
+
+def p3_cifar(config: ml_collections.ConfigDict, model: str, dataset: str,
+             learning_rate: float, rewinding: bool, smoke: bool = False) -> None:
+    """P3 Table E.1's CIFAR protocol: 160 epochs, batch 64, SGD momentum 0.9, weight
+    decay 5e-4, x0.1 at epochs 80 and 120, warmup only for VGG-16 (75 epochs), pad-4
+    crops and flips, 2 seeds; IMP and OMP over 14 levels (p3_trajectories), LT or WR
+    (rewind to epoch 8). smoke: minutes on 1,000 CPU images, 2 levels."""
+    config.num_replicates = 2
+    config.model.name = model
+    config.data.dataset = dataset
+    config.data.source = "tfds"
+    config.data.validation_size = 5000
+    config.data.pad_crop = 4
+    config.data.flip = True
+    config.train.batch_size = 64
+    config.train.duration = "160ep"
+    config.train.optimizer = "momentum"
+    config.train.learning_rate = learning_rate
+    config.train.weight_decay = 5e-4
+    config.train.schedule = "step"
+    config.train.decay_at = "80ep,120ep"
+    if model == "vgg16":
+        config.train.warmup = "75ep"
+    config.train.eval_every = "1ep"
+    config.train.checkpoint_every = "10ep"
+    p3_trajectories(config, levels=14, evaluate_levels="0,2,4,7,10,14")
+    config.pruning.rewind = "8ep" if rewinding else "0st"
+    config.runtime.steps_per_call = 1
+    if smoke:
+        config.num_replicates = 1
+        config.data.validation_size = 500
+        config.data.train_size = 1000
+        config.data.test_size = 500
+        config.train.duration = "4ep"
+        config.train.decay_at = "2ep,3ep"
+        if model == "vgg16":
+            config.train.warmup = "1ep"
+        config.train.eval_every = "2ep"
+        config.train.checkpoint_every = "4ep"
+        config.train.eval_batch_size = 500
+        config.pruning.rewind = "1ep" if rewinding else "0st"
+        config.pruning.levels = 2
+        config.pruning.evaluate_levels = "0,2"
+        config.runtime.log_every_seconds = 30.0

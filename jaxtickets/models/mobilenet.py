@@ -37,15 +37,18 @@ class MobileNetV1(nn.Module):
     num_classes: int = 1000
     stem_stride: int = 2
     dropout: float = 0.0
+    # Widths as fields so P3's small-dense network can shrink them (sparsity/small_dense).
+    stem_width: int = 32
+    widths: tuple[int, ...] = tuple(width for width, _ in BLOCKS)
 
     @nn.compact
     def __call__(self, x: jnp.ndarray, train: bool = False) -> jnp.ndarray:
         pad = ((1, 1), (1, 1))
         s = self.stem_stride
-        x = nn.Conv(32, (3, 3), strides=(s, s), padding=pad, use_bias=False,
+        x = nn.Conv(self.stem_width, (3, 3), strides=(s, s), padding=pad, use_bias=False,
                     kernel_init=he_normal_fan_out, name="stem_conv")(x)
         x = _bn_relu(x, train, "stem_bn")
-        for i, (width, stride) in enumerate(BLOCKS):
+        for i, (width, (_, stride)) in enumerate(zip(self.widths, BLOCKS, strict=True)):
             channels = x.shape[-1]
             x = nn.Conv(channels, (3, 3), strides=(stride, stride), padding=pad,
                         feature_group_count=channels, use_bias=False,

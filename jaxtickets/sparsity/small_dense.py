@@ -23,15 +23,16 @@ import numpy as np
 from jaxtickets.models import abstract_variables
 from jaxtickets.models.convnets import ConvNet
 from jaxtickets.models.lenet import LeNet
+from jaxtickets.models.mobilenet import MobileNetV1
 from jaxtickets.models.resnet import ResNet
 from jaxtickets.models.vgg import POOL, VGG
 from jaxtickets.sparsity.masks import kernel_kind, path_name
 
-# Fields holding layer widths, per supported model class. AlexNet and MobileNet-v1 fix
-# their conv widths inside the module, so they cannot be shrunk uniformly.
+# Fields holding layer widths, per supported model class. AlexNet fixes its conv widths
+# inside the module, so it cannot be shrunk uniformly.
 WIDTH_FIELDS: dict[type, tuple[str, ...]] = {
     LeNet: ("hidden",), ConvNet: ("widths", "fc"), ResNet: ("widths", "stem_width"),
-    VGG: ("cfg",),
+    VGG: ("cfg",), MobileNetV1: ("widths", "stem_width"),
 }
 TOLERANCE = 0.01  # the promise: within 1% of the target wherever the grid allows
 _SHAPES: dict[tuple, dict[str, tuple]] = {}
