@@ -23,6 +23,9 @@ def load_config(name: str, arg: str | None = None):
 
 
 SHARED_FILES = {"mnist": "mnist.npz", "cifar10": "cifar10_jpeg.npz"}
+HAVE_CIFAR = (SHARED_DATA / SHARED_FILES["cifar10"]).exists()
+# Real CIFAR-10 comes from ../shared/data (beside the clone in CI); without it, skip.
+needs_cifar = pytest.mark.skipif(not HAVE_CIFAR, reason="../shared/data/cifar10_jpeg.npz absent")
 
 
 def shared_to_tfds(name: str, data_dir: pathlib.Path, n_train: int | None = None,

@@ -154,3 +154,15 @@ def test_imagenet_pipeline_benchmark_decodes_real_jpegs():
     assert row[:4] == ["lenet300_100", 32, 8, 1]
     assert all(math.isfinite(v) and v > 0 for v in row[4:])
     assert row[6] == pytest.approx(row[4] / row[5])
+
+
+def test_p2_protocol_benchmark_projects_the_wall_time():
+    from bench import p2_protocol
+
+    rows = p2_protocol.measure(iterations=200, repeats=1, data_dir="", source="embedded")
+    assert [r[0] for r in rows] == ["every 100 (P2)", "at the end only"]
+    for _, per_1k, hours, parallel in rows:
+        assert per_1k > 0 and hours == pytest.approx(
+            per_1k / 1000 * p2_protocol.PROTOCOL_RUN_ITERATIONS / 3600)
+        assert parallel == pytest.approx(hours / 2)
+    assert p2_protocol.PROTOCOL_RUN_ITERATIONS == 5 * 41 * 50_000

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import load_config, shared_to_tfds
+from conftest import load_config, needs_cifar, shared_to_tfds
 from jaxtickets.experiment.driver import Experiment, convert_durations, run_experiment
 
 RESNET20_CONVS = 267_696  # P2 App. I.3: pruned; the 2,560 shortcut and 640 FC weights are not
@@ -21,6 +21,7 @@ def test_recipes_give_p2s_iterations(arg, total, warmup):
     assert (schedule.total, config.train.warmup) == (total, warmup)
 
 
+@needs_cifar
 def test_resnet20_smoke_prunes_p2s_convolutions_against_reinit(tmp_path):
     config = load_config("p2_deep_cifar", "resnet20,warmup,smoke")
     config.data.data_dir = shared_to_tfds("cifar10", tmp_path / "tfds", 400, 100)
@@ -38,6 +39,7 @@ def cifar_dir(tmp_path_factory):
     return shared_to_tfds("cifar10", tmp_path_factory.mktemp("tfds"), 1500, 500)
 
 
+@needs_cifar
 @pytest.mark.parametrize("model", ["resnet20", "resnet32", "mobilenet_v1", "resnet18",
                                    "vgg16"])
 def test_p3_cifar_builds_imp_and_omp_with_controls_for_every_network(model, cifar_dir,
@@ -55,6 +57,7 @@ def test_p3_cifar_builds_imp_and_omp_with_controls_for_every_network(model, cifa
 
 
 @pytest.mark.slow
+@needs_cifar
 def test_p3_cifar_mobilenet_smoke_runs_the_controls(cifar_dir, tmp_path):
     config = load_config("p3_cifar", "mobilenet_v1,cifar10,0.1,wr,smoke")
     config.data.data_dir = cifar_dir

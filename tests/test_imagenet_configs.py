@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from conftest import load_config, make_jpeg_imagenet, shared_to_tfds
+from conftest import HAVE_CIFAR, load_config, make_jpeg_imagenet, needs_cifar, shared_to_tfds
 from jaxtickets.config_schema import validate
 from jaxtickets.data.selections import chosen_classes
 from jaxtickets.experiment.driver import run_experiment
@@ -25,7 +25,8 @@ def data_dir(tmp_path_factory):
     path = tmp_path_factory.mktemp("tfds")
     make_jpeg_imagenet(path, N_TRAIN, N_VAL, cycle=ONE_PERCENT)
     make_jpeg_imagenet(path, 30, 8, classes=365, name="places365_small")
-    shared_to_tfds("cifar10", path, 200, 60)
+    if HAVE_CIFAR:
+        shared_to_tfds("cifar10", path, 200, 60)
     return str(path)
 
 
@@ -38,6 +39,7 @@ def on_jpegs(config, data_dir, image_size=16, model="lenet300_100"):
     return config
 
 
+@needs_cifar
 def test_imagenet_limited_smoke_runs_every_source(data_dir, tmp_path):
     """P0 Tables 6-8: 30/10/1% of the images and of the classes, S4L, Places365 and
     CIFAR-10 sources, evaluated on ImageNet labels (32-pixel crops, CIFAR-10's size)."""
@@ -105,6 +107,7 @@ def test_p3_imagenet_smoke_trains_imp_omp_and_their_controls(data_dir, tmp_path)
 
 
 @pytest.mark.slow
+@needs_cifar
 def test_imagenet_limited_on_resnet50_transfers_a_32_pixel_cifar10_ticket(data_dir, tmp_path):
     """The config's own ResNet-50: CIFAR-10 trains at 32 x 32 and hands its mask to the
     64-pixel ImageNet evaluation (global pooling), beside a class subset and S4L."""

@@ -16,7 +16,7 @@ import tensorflow_datasets as tfds
 
 from conftest import ROOT, free_port, make_jpeg_imagenet
 from jaxtickets import parallel
-from jaxtickets.data import augment, pipeline, tfds_io
+from jaxtickets.data import augment, pipeline, selections, tfds_io
 from jaxtickets.training.batches import BatchOrder
 
 NUM_TRAIN, NUM_VAL, SIZE = 37, 11, 32
@@ -143,7 +143,8 @@ SHARDED_SCRIPT = textwrap.dedent("""
     import sys
     import numpy as np
     from jaxtickets import distributed
-    address, index, data_dir, out = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
+    address, index, data_dir, out, cache = (sys.argv[1], int(sys.argv[2]), sys.argv[3],
+                                            sys.argv[4], sys.argv[5])
     distributed.initialize(address, 2, index)
     import jax
     from jax.experimental import multihost_utils
@@ -160,8 +161,19 @@ SHARDED_SCRIPT = textwrap.dedent("""
         images.addressable_shards, key=lambda s: s.index[0].start)])
     whole = multihost_utils.process_allgather(images, tiled=True)
     whole_labels = multihost_utils.process_allgather(labels, tiled=True)
+    # A class subset: the label index is read and written by process 0 inside a fence,
+    # then both processes select the same records and relabel them alike.
+    import pathlib
+    from jaxtickets.data import selections
+    splits = pipeline.load_streamed_splits("imagenet2012", data_dir, 5, 0,
+                                           augment.ImageRecipe(size=32), 2,
+                                           pathlib.Path(cache))
+    subset = selections.class_subset(splits, 0.5, 1)
+    _, chosen = list(subset.train.train_batches(sharding, BatchOrder(len(subset.train), 8, 3),
+                                                3, 0, 1))[0]
     np.savez(out, whole=whole, labels=whole_labels, local=local,
-             rows=np.array([rows.start, rows.stop]))
+             rows=np.array([rows.start, rows.stop]), subset=subset.train.indices,
+             chosen=multihost_utils.process_allgather(chosen, tiled=True))
 """)
 
 
@@ -173,7 +185,8 @@ def test_two_processes_build_the_same_global_batch_from_their_own_rows(jpeg_dir,
            "XLA_FLAGS": "--xla_force_host_platform_device_count=2"}
     procs = [subprocess.Popen(
         [sys.executable, str(script), f"localhost:{port}", str(i), jpeg_dir,
-         str(tmp_path / f"p{i}.npz")], cwd=ROOT, env=env, stdout=subprocess.PIPE,
+         str(tmp_path / f"p{i}.npz"), str(tmp_path / "labels")], cwd=ROOT, env=env,
+        stdout=subprocess.PIPE,
         stderr=subprocess.PIPE, text=True) for i in range(2)]
     outs = [p.communicate(timeout=180) for p in procs]
     assert [p.returncode for p in procs] == [0, 0], outs[0][1][-2000:] + outs[1][1][-2000:]
@@ -188,3 +201,15 @@ def test_two_processes_build_the_same_global_batch_from_their_own_rows(jpeg_dir,
         start, stop = g["rows"]
         np.testing.assert_array_equal(g["local"], images[start:stop])  # only its own rows
     assert jax.device_count() == 1
+    # The selection: one label index per split (the class subset restricts the test split
+    # too), the same records and labels as in one process.
+    assert sorted(p.name for p in (tmp_path / "labels").iterdir()) == [
+        "imagenet2012.train.labels.npy", "imagenet2012.validation.labels.npy"]
+    splits = pipeline.load_streamed_splits("imagenet2012", jpeg_dir, 5, 0,
+                                           augment.ImageRecipe(size=32), 2, tmp_path / "one")
+    subset = selections.class_subset(splits, 0.5, 1)
+    order = BatchOrder(len(subset.train), 8, 3)
+    expected = [subset.train.labels[order.index(0, row)] for row in range(8)]
+    for g in got:
+        np.testing.assert_array_equal(g["subset"], subset.train.indices)
+        np.testing.assert_array_equal(g["chosen"], expected)

@@ -22,7 +22,8 @@ P0_CPU_SOURCES = {
 
 
 def p1_vgg19(config: ml_collections.ConfigDict, dataset: str) -> None:
-    """P1's VGG-19 protocol (App. A.1) on an in-memory dataset: batch 512, 160 epochs,
+    """P1's VGG-19 protocol (App. A.1) on a small dataset (configs/p1_cross_dataset.py
+    adapts it to the streamed ImageNet and Places365 targets): batch 512, 160 epochs,
     LR x0.1 at 80 and 120, weight decay 1e-4, pad-crop 4 and flips, 5,000 images held out;
     global pruning 20% per level for 30 levels, output unpruned, late reset to 1 epoch,
     'morcos' levels, 6 seeds. The optimizer is the config's to choose."""
