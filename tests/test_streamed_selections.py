@@ -65,6 +65,14 @@ def test_label_index_is_read_once_kept_and_read_again_when_bad(data_dir, tmp_pat
     assert len(calls) == 2
 
 
+def test_labels_are_read_in_order_across_chunks_and_threads(data_dir, monkeypatch):
+    monkeypatch.setattr(label_index, "READ_CHUNK", 7)  # 60 records: 9 chunks, 3 threads
+    records = label_index._label_records("imagenet2012", "train", data_dir)
+    assert isinstance(records[0]["image"], bytes)  # images left encoded
+    np.testing.assert_array_equal(label_index.read_labels(records, threads=3),
+                                  record_labels(data_dir, "train"))
+
+
 def test_label_index_works_under_tfds_mock_data(tmp_path):
     with tfds.testing.mock_data(num_examples=20):
         records = open_data_source("imagenet2012", "train")
