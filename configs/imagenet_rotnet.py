@@ -58,7 +58,6 @@ from jaxtickets.experiment.presets import (P0_IMAGENET_RECIPES, add_sources, p0_
 TASKS = {"labels": {"branches": "ticket,random_ticket"},
          "rotnet": {"task": "rotnet"},
          "exemplar": {"task": "exemplar"}}
-MODELS = ("resnet50", "alexnet")
 
 
 def sources(model: str) -> dict:

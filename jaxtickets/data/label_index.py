@@ -78,9 +78,16 @@ def cached_labels(dataset: str, split: str, data_dir: str | None, count: int,
                   cache_dir: pathlib.Path | None, threads: int = 16) -> np.ndarray:
     """The `count` labels of `dataset`/`split`: from the cache when it holds them,
     else read (by the primary process in a multi-host run) and stored there."""
+
+    def read() -> np.ndarray:
+        labels = read_labels(_label_records(dataset, split, data_dir), threads)
+        if labels.shape != (count,):
+            raise RuntimeError(f"{dataset}/{split}: read {labels.size} labels, the split "
+                               f"has {count} records")
+        return labels
+
     if cache_dir is None:
-        return _checked(read_labels(_label_records(dataset, split, data_dir), threads),
-                        count, dataset, split)
+        return read()
     path = cache_path(cache_dir, dataset, split)
 
     def build() -> None:
@@ -88,8 +95,7 @@ def cached_labels(dataset: str, split: str, data_dir: str | None, count: int,
             return
         if path.exists():
             print(f"label index {path}: unreadable or stale, reading the labels again")
-        fresh = _checked(read_labels(_label_records(dataset, split, data_dir), threads),
-                         count, dataset, split)
+        fresh = read()
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
         with open(tmp, "wb") as f:
@@ -101,13 +107,6 @@ def cached_labels(dataset: str, split: str, data_dir: str | None, count: int,
     labels = _load_if_valid(path, count)
     if labels is None:
         raise RuntimeError(f"label index {path}: written but not readable back")
-    return labels
-
-
-def _checked(labels: np.ndarray, count: int, dataset: str, split: str) -> np.ndarray:
-    if labels.shape != (count,):
-        raise RuntimeError(f"{dataset}/{split}: read {labels.size} labels, the split has "
-                           f"{count} records")
     return labels
 
 

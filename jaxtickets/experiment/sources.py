@@ -105,15 +105,22 @@ def image_recipe(config: ml_collections.ConfigDict) -> ImageRecipe:
                        rotation_degrees=config.data.rotation_degrees)
 
 
+def streamed_splits(config: ml_collections.ConfigDict, dataset: str,
+                    label_cache: pathlib.Path) -> StreamedSplits:
+    """A streamed dataset with the experiment's held-out split, crops and readers."""
+    d = config.data
+    return load_streamed_splits(dataset, d.data_dir or None, d.validation_size, d.split_seed,
+                                image_recipe(config), config.runtime.reader_threads,
+                                label_cache)
+
+
 def load_evaluation_data(config: ml_collections.ConfigDict, label_cache: pathlib.Path
                          ) -> tuple[Splits | StreamedSplits, Splits | StreamedSplits]:
     """(the evaluation's splits, the same before data.half): in memory, or streamed from
     disk batch by batch for datasets too large for memory."""
     d = config.data
     if d.dataset in STREAMED_CLASSES:
-        full = load_streamed_splits(d.dataset, d.data_dir or None, d.validation_size,
-                                    d.split_seed, image_recipe(config),
-                                    config.runtime.reader_threads, label_cache)
+        full = streamed_splits(config, d.dataset, label_cache)
     else:
         full = load_splits(d.dataset, d.source, d.data_dir, d.validation_size,
                            d.train_size, d.test_size, d.split_seed)
@@ -146,9 +153,7 @@ def other_dataset_splits(config: ml_collections.ConfigDict, dataset: str,
     the channels matched, so the model must not depend on the input size."""
     d = config.data
     if dataset in STREAMED_CLASSES:
-        return load_streamed_splits(dataset, d.data_dir or None, d.validation_size,
-                                    d.split_seed, image_recipe(config),
-                                    config.runtime.reader_threads, label_cache)
+        return streamed_splits(config, dataset, label_cache)
     splits = load_splits(dataset, d.source, d.data_dir, d.validation_size, 0, 0,
                          d.split_seed)
     target = input_shape(d.dataset, d.image_size)
@@ -218,7 +223,7 @@ def build_sources(config: ml_collections.ConfigDict, workdir: pathlib.Path,
                                 trajectory.strategy == "reset", workdir, default_levels,
                                 parse_branches(config.branches, one_shot=trajectory.schedule
                                                == "one_shot"), {}, trajectory), "pruning")]
-    sources = []
+    sources, evaluation_shapes = [], None
     for name in config.generation.keys():
         s = config.generation[name]
         splits, summary = source_splits(config, name, evaluation.splits, full, label_cache)
@@ -232,7 +237,10 @@ def build_sources(config: ml_collections.ConfigDict, workdir: pathlib.Path,
             config.runtime.steps_per_call, config.train.eval_batch_size,
             prefix=f"generation.{name}", fsdp=config.runtime.fsdp)
         if setup.image_shape != evaluation.image_shape:
-            check_transferable(setup, evaluation, f"generation.{name}.dataset")
+            if evaluation_shapes is None:  # traced once, for every source that needs it
+                evaluation_shapes = param_shapes(evaluation)
+            check_transferable(setup, evaluation, evaluation_shapes,
+                               f"generation.{name}.dataset")
         levels = (set(parse_levels(s.evaluate_levels, p.levels)) if s.evaluate_levels
                   else default_levels)
         trajectory = trajectory_of(config, name)
@@ -278,7 +286,7 @@ def _checked(source: Source, key: str) -> Source:
     return source
 
 
-def _param_shapes(setup: Setup) -> dict[tuple, tuple[int, ...]]:
+def param_shapes(setup: Setup) -> dict[tuple, tuple[int, ...]]:
     """The model's parameter shapes for the setup's input, traced (nothing computed)."""
     key = jax.random.PRNGKey(0)
     sample = jax.ShapeDtypeStruct((1,) + setup.image_shape, jnp.float32)
@@ -287,11 +295,13 @@ def _param_shapes(setup: Setup) -> dict[tuple, tuple[int, ...]]:
     return {tuple(p): tuple(v.shape) for p, v in jax.tree_util.tree_flatten_with_path(shapes)[0]}
 
 
-def check_transferable(source: Setup, evaluation: Setup, key: str) -> None:
+def check_transferable(source: Setup, evaluation: Setup,
+                       theirs: dict[tuple, tuple[int, ...]], key: str) -> None:
     """A source trained at another input size gives its mask to the evaluation model
     only when every layer but the output has the same shape there (convolutional
-    models with global pooling); refused before any training otherwise."""
-    ours, theirs = _param_shapes(source), _param_shapes(evaluation)
+    models with global pooling); refused before any training otherwise. `theirs`:
+    param_shapes(evaluation)."""
+    ours = param_shapes(source)
     for path, shape in ours.items():
         if theirs.get(path) != shape and not _is_output(path):
             raise ConfigError(
