@@ -153,6 +153,32 @@ def test_loss_decreased(trained):
     assert trained["traces"]["train"] == 1  # 4 chunks, one compilation
 
 
+def test_skipping_the_forward_mask_changes_no_bit(trained, mnist, init_params):
+    """The step leaves the mask out of the forward pass when the params already hold it
+    (no frozen values). Forcing the masked forward pass (a value mask equal to the mask)
+    must give the same losses, weights and optimizer moments, bit for bit."""
+    name = trained["name"]
+    mesh, train, _ = mnist
+    model, params0 = init_params
+    tx = build_optimizer(name, build_schedule("constant", LEARNING_RATES[name], STEPS),
+                         weight_decay=WEIGHT_DECAY, momentum=0.9)
+    mean, std = NORMALIZATION["mnist"]
+    compiled = steps_lib.make_steps(model, tx, steps_lib.InputSpec(mean, std), mesh,
+                                    STEPS_PER_CALL)
+    mask = trained["mask"]
+    state = state_lib.fresh_state(params0, {}, mask, tx, 0, jax.random.PRNGKey(1),
+                                  value_mask=mask)
+    state = jax.device_put(state, parallel.replicated(mesh))
+    order = batches.BatchOrder(train.size, BATCH, seed=3)
+    state, chunk_losses = _train(compiled, state, train, order, STEPS)
+    assert chunk_losses == trained["chunks"]
+    for ours, forced in zip(jax.tree_util.tree_leaves((trained["state"].params,
+                                                       trained["state"].opt_state)),
+                            jax.tree_util.tree_leaves((state.params, state.opt_state))):
+        assert np.array_equal(np.atleast_1d(ours).view(np.uint8),
+                              np.atleast_1d(forced).view(np.uint8)), name
+
+
 # ---- coupled (Adam) vs decoupled (AdamW) weight decay, no training machinery ------------
 def _reference_adam(params, grads_seq, lr, wd, coupled: bool, b1=0.9, b2=0.999, eps=1e-8):
     """PyTorch's Adam (L2 added to the gradient) or AdamW-as-in-optax (decay added to the

@@ -98,8 +98,11 @@ def make_steps(model: nn.Module, tx: optax.GradientTransformationExtraArgs,
         return state, jax.lax.with_sharding_constraint(metrics, rep)
 
     def forward(params, batch_stats, mask, x, train, rng):
+        """`mask` None: the params are already zero wherever pruned (the train state's
+        invariant), so the forward pass uses them as they are."""
+        weights = params if mask is None else apply_mask(params, mask)
         # In float32 both casts are no-ops that tracing drops: the same program as before.
-        weights, x = cast_for_compute(apply_mask(params, mask), x, input_spec.compute_dtype)
+        weights, x = cast_for_compute(weights, x, input_spec.compute_dtype)
         out, new_stats = apply_model(model, weights, batch_stats, x, train, rng)
         return out.astype(jnp.float32), new_stats  # losses and metrics in float32
 
@@ -112,15 +115,26 @@ def make_steps(model: nn.Module, tx: optax.GradientTransformationExtraArgs,
         rng = jax.random.fold_in(state.rng, state.step)
         aug_rng, dropout_rng = jax.random.split(rng)
         x, targets = task.train_inputs(raw, batch_labels, aug_rng, input_spec)
+        # Without frozen non-zero values (P4's mask-0 actions), every pruned weight of the
+        # state is exactly zero (fresh_state masks, masked_apply_updates keeps it), so
+        # multiplying the mask in before the forward pass would change no value: it is
+        # skipped, and the gradient is masked instead, which XLA fuses into the
+        # optimizer's update. Kept weights, moments and losses come out bit for bit as
+        # with the mask in the forward pass (tests/test_steps.py), one pass over the
+        # kernels cheaper (BENCHMARKS.md, target 1).
+        params_hold_mask = state.value_mask is None
+        forward_mask = None if params_hold_mask else state.visible_mask
 
         def loss_of(params):
-            logits, new_stats = forward(params, state.batch_stats, state.visible_mask, x,
+            logits, new_stats = forward(params, state.batch_stats, forward_mask, x,
                                         True, dropout_rng)
             loss, correct, count = task.train_loss(logits, targets)
             return loss, (correct, count, new_stats)
 
         (loss, (correct, count, new_stats)), grads = jax.value_and_grad(
             loss_of, has_aux=True)(state.params)
+        if params_hold_mask:
+            grads = apply_mask(grads, state.mask)
         updates, opt_state = tx.update(grads, state.opt_state, state.params, mask=state.mask)
         # Re-masking after the update is redundant with the masked optax update, but
         # dropping it changes how XLA fuses the update and so its float rounding, and
