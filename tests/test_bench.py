@@ -156,13 +156,34 @@ def test_imagenet_pipeline_benchmark_decodes_real_jpegs():
     assert row[6] == pytest.approx(row[4] / row[5])
 
 
-def test_p2_protocol_benchmark_projects_the_wall_time():
+def test_p2_protocol_benchmark_fits_and_projects_the_wall_time():
     from bench import p2_protocol
 
-    rows = p2_protocol.measure(iterations=200, repeats=1, data_dir="", source="embedded")
-    assert [r[0] for r in rows] == ["every 100 (P2)", "at the end only"]
-    for _, per_1k, hours, parallel in rows:
-        assert per_1k > 0 and hours == pytest.approx(
-            per_1k / 1000 * p2_protocol.PROTOCOL_RUN_ITERATIONS / 3600)
-        assert parallel == pytest.approx(hours / 2)
+    rows = p2_protocol.measure(short=100, long=200, data_dir="", source="embedded",
+                               cadences=("every 100 (P2)",))
+    [[name, setup, per_run, per_1k, hours, parallel, floor]] = rows
+    assert name == "every 100 (P2)"
+    assert all(math.isfinite(v) for v in (setup, per_run, per_1k, hours, parallel))
+    costs = {"setup": setup, "per_run": per_run, "per_iteration": per_1k / 1000}
+    assert hours == pytest.approx(p2_protocol.projected_seconds(costs, 1) / 3600)
+    assert parallel == pytest.approx(p2_protocol.projected_seconds(costs, 2) / 3600)
+    assert 0 < floor < 10  # hours: 1.5e15 FLOPs over tens of GFLOP/s per core
     assert p2_protocol.PROTOCOL_RUN_ITERATIONS == 5 * 41 * 50_000
+
+
+def test_p2_protocol_cost_model_and_flops_by_hand():
+    from bench import p2_protocol
+
+    costs = {"setup": 10.0, "per_run": 2.0, "per_iteration": 1e-3}
+    # 1 process: all 205 runs; 2 processes: the slower one has 3 replicates (123 runs).
+    assert p2_protocol.projected_seconds(costs, 1) == pytest.approx(10 + 205 * (2 + 50))
+    assert p2_protocol.projected_seconds(costs, 2) == pytest.approx(10 + 123 * (2 + 50))
+    assert p2_protocol.projected_seconds({**costs, "per_run": -1.0}, 1) == pytest.approx(
+        10 + 205 * 50)
+    forward = 2 * (784 * 300 + 300 * 100 + 100 * 10)
+    train = 2 * forward + 2 * (300 * 100 + 100 * 10)  # no input gradient for the images
+    runs = 5 * 41
+    assert p2_protocol.protocol_flops(100) == pytest.approx(
+        runs * 50_000 * 60 * train + runs * 500 * 15_000 * forward)
+    assert p2_protocol.protocol_flops(None) == pytest.approx(
+        runs * 50_000 * 60 * train + runs * 15_000 * forward)
