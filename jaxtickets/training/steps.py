@@ -120,8 +120,8 @@ def make_steps(model: nn.Module, tx: optax.GradientTransformationExtraArgs,
         # multiplying the mask in before the forward pass would change no value: it is
         # skipped, and the gradient is masked instead, which XLA fuses into the
         # optimizer's update. Kept weights, moments and losses come out bit for bit as
-        # with the mask in the forward pass (tests/test_steps.py), one pass over the
-        # kernels cheaper (BENCHMARKS.md, target 1).
+        # with the mask in the forward pass (tests/test_masked_optimizers.py), one pass
+        # over the kernels cheaper (BENCHMARKS.md, target 1).
         params_hold_mask = state.value_mask is None
         forward_mask = None if params_hold_mask else state.visible_mask
 
