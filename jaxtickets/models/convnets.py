@@ -12,6 +12,7 @@ import flax.linen as nn
 import jax.numpy as jnp
 
 from jaxtickets.models.layers import OUTPUT_LAYER, conv3x3, dense
+from jaxtickets.models.pooling import max_pool_2x2
 
 
 class ConvNet(nn.Module):
@@ -29,7 +30,7 @@ class ConvNet(nn.Module):
             for _ in range(2):
                 x = nn.relu(conv3x3(width, f"conv_{layer}")(x))
                 layer += 1
-            x = nn.max_pool(x, (2, 2), strides=(2, 2))
+            x = max_pool_2x2(x)
         x = x.reshape((x.shape[0], -1))
         for i, width in enumerate(self.fc):
             x = nn.relu(dense(width, f"dense_{i}")(x))

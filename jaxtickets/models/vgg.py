@@ -19,6 +19,7 @@ import flax.linen as nn
 import jax.numpy as jnp
 
 from jaxtickets.models.layers import OUTPUT_LAYER, conv3x3, dense
+from jaxtickets.models.pooling import max_pool_2x2
 
 POOL = "M"
 
@@ -45,7 +46,7 @@ class VGG(nn.Module):
         layer = 0
         for item in self.cfg:
             if item == POOL:
-                x = nn.max_pool(x, (2, 2), strides=(2, 2))
+                x = max_pool_2x2(x)
                 continue
             x = conv3x3(int(item), f"conv_{layer}")(x)
             x = nn.BatchNorm(use_running_average=not train, momentum=0.9, epsilon=1e-5,
