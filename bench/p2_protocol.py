@@ -97,8 +97,7 @@ def fit_costs(every: int | None, short: int, long: int, data_dir: str, source: s
     per_iteration = (sum(w_long) - sum(w_short)) / (3 * (long - short))
     per_run = ((t_two - t_short) - 2 * short * per_iteration) / 2
     setup = t_short - 3 * (per_run + short * per_iteration)
-    return {"setup": setup, "per_run": per_run, "per_iteration": per_iteration,
-            "walls": [t_short, t_long, t_two]}
+    return {"setup": setup, "per_run": per_run, "per_iteration": per_iteration}
 
 
 def projected_seconds(costs: dict, processes: int) -> float:
@@ -138,11 +137,12 @@ def matmul_flops_per_second(size: int = 2048, repeats: int = 5) -> float:
 
 
 def measure(short: int, long: int, data_dir: str, source: str = "tfds", processes: int = 2,
-            cadences: tuple[str, ...] = tuple(CADENCES)) -> list[list]:
+            cadences: tuple[str, ...] = tuple(CADENCES),
+            rate: float | None = None) -> list[list]:
     """Rows: (evaluation cadence, fitted setup s, s per run, s per 1K run-iterations,
     projected hours in one process, in `processes` processes, and the FLOP floor in
-    `processes` processes)."""
-    rate = matmul_flops_per_second()
+    `processes` processes at `rate` FLOP/s, measured here when not given)."""
+    rate = rate or matmul_flops_per_second()
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for name in cadences:
@@ -169,13 +169,14 @@ def main() -> None:
     parser.add_argument("--processes", type=int, default=2)
     parser.add_argument("--data_dir", default="")
     args = parser.parse_args()
+    rate = matmul_flops_per_second()
     with tempfile.TemporaryDirectory() as tmp:
         data_dir = args.data_dir or _prepared_mnist(tmp)
-        rows = measure(args.short, args.long, data_dir, processes=args.processes)
+        rows = measure(args.short, args.long, data_dir, processes=args.processes, rate=rate)
     print(f"P2 LeNet protocol: {PROTOCOL_RUN_ITERATIONS:,} run-iterations "
           f"({REPLICATES} replicates x {RUNS_PER_REPLICATE} runs x {ITERATIONS:,}); fitted "
           f"on 1 level x {args.short} and {args.long} iterations and 2 levels x {args.short}; "
-          f"float32 matmul rate {matmul_flops_per_second() / 1e9:.1f} GFLOP/s")
+          f"float32 matmul rate {rate / 1e9:.1f} GFLOP/s")
     p = args.processes
     print(table(["evaluation", "setup s", "s per run", "s per 1K run-iterations",
                  "projected h, 1 process", f"projected h, {p} processes",

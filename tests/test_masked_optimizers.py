@@ -76,6 +76,20 @@ def _leaves_with_names(tree) -> dict:
     return {masks.path_name(p): np.asarray(x) for p, x in flat}
 
 
+def _compiled_and_state(name: str, mesh, init_params, mask, value_mask=None):
+    """The compiled steps of optimizer `name` (with weight decay) and a fresh replicated
+    state from the initial params under `mask` (and `value_mask`, when given)."""
+    model, params0 = init_params
+    tx = build_optimizer(name, build_schedule("constant", LEARNING_RATES[name], STEPS),
+                         weight_decay=WEIGHT_DECAY, momentum=0.9)
+    mean, std = NORMALIZATION["mnist"]
+    compiled = steps_lib.make_steps(model, tx, steps_lib.InputSpec(mean, std), mesh,
+                                    STEPS_PER_CALL)
+    state = state_lib.fresh_state(params0, {}, mask, tx, 0, jax.random.PRNGKey(1),
+                                  value_mask=value_mask)
+    return compiled, jax.device_put(state, parallel.replicated(mesh))
+
+
 # ---- training through the real jitted path ----------------------------------------------
 @pytest.fixture(scope="module")
 def mnist():
@@ -97,15 +111,9 @@ def trained(request, mnist, init_params):
     """(initial params, mask, final state, val loss before/after, per-chunk train losses)."""
     name = request.param
     mesh, train, validation = mnist
-    model, params0 = init_params
-    tx = build_optimizer(name, build_schedule("constant", LEARNING_RATES[name], STEPS),
-                         weight_decay=WEIGHT_DECAY, momentum=0.9)
-    mean, std = NORMALIZATION["mnist"]
-    compiled = steps_lib.make_steps(model, tx, steps_lib.InputSpec(mean, std), mesh,
-                                    STEPS_PER_CALL)
+    params0 = init_params[1]
     mask = _random_half_mask(params0, seed=7)
-    state = state_lib.fresh_state(params0, {}, mask, tx, 0, jax.random.PRNGKey(1))
-    state = jax.device_put(state, parallel.replicated(mesh))
+    compiled, state = _compiled_and_state(name, mesh, init_params, mask)
     before = _evaluate(compiled, state, validation)
     order = batches.BatchOrder(train.size, BATCH, seed=3)
     state, chunk_losses = _train(compiled, state, train, order, STEPS)
@@ -159,16 +167,8 @@ def test_skipping_the_forward_mask_changes_no_bit(trained, mnist, init_params):
     must give the same losses, weights and optimizer moments, bit for bit."""
     name = trained["name"]
     mesh, train, _ = mnist
-    model, params0 = init_params
-    tx = build_optimizer(name, build_schedule("constant", LEARNING_RATES[name], STEPS),
-                         weight_decay=WEIGHT_DECAY, momentum=0.9)
-    mean, std = NORMALIZATION["mnist"]
-    compiled = steps_lib.make_steps(model, tx, steps_lib.InputSpec(mean, std), mesh,
-                                    STEPS_PER_CALL)
     mask = trained["mask"]
-    state = state_lib.fresh_state(params0, {}, mask, tx, 0, jax.random.PRNGKey(1),
-                                  value_mask=mask)
-    state = jax.device_put(state, parallel.replicated(mesh))
+    compiled, state = _compiled_and_state(name, mesh, init_params, mask, value_mask=mask)
     order = batches.BatchOrder(train.size, BATCH, seed=3)
     state, chunk_losses = _train(compiled, state, train, order, STEPS)
     assert chunk_losses == trained["chunks"]
