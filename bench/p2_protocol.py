@@ -30,6 +30,7 @@ import contextlib
 import importlib.util
 import io
 import math
+import os
 import pathlib
 import tempfile
 import time
@@ -124,7 +125,9 @@ def protocol_flops(every: int | None) -> float:
 
 
 def matmul_flops_per_second(size: int = 2048, repeats: int = 5) -> float:
-    """This machine's float32 matmul rate (best of `repeats`), as XLA runs it."""
+    """One core's float32 matmul rate (best of `repeats`), as XLA runs it: the rate of
+    this process over the cores it may use, so the floor of P processes is P cores'
+    worth whether or not the benchmark is pinned to one core."""
     x = jnp.asarray(np.random.default_rng(0).standard_normal((size, size)), jnp.float32)
     square = jax.jit(lambda a: a @ a)
     square(x).block_until_ready()
@@ -133,7 +136,7 @@ def matmul_flops_per_second(size: int = 2048, repeats: int = 5) -> float:
         start = time.perf_counter()
         square(x).block_until_ready()
         best = min(best, time.perf_counter() - start)
-    return 2 * size ** 3 / best
+    return 2 * size ** 3 / best / len(os.sched_getaffinity(0))
 
 
 def measure(short: int, long: int, data_dir: str, source: str = "tfds", processes: int = 2,
@@ -176,7 +179,7 @@ def main() -> None:
     print(f"P2 LeNet protocol: {PROTOCOL_RUN_ITERATIONS:,} run-iterations "
           f"({REPLICATES} replicates x {RUNS_PER_REPLICATE} runs x {ITERATIONS:,}); fitted "
           f"on 1 level x {args.short} and {args.long} iterations and 2 levels x {args.short}; "
-          f"float32 matmul rate {rate / 1e9:.1f} GFLOP/s")
+          f"float32 matmul rate {rate / 1e9:.1f} GFLOP/s per core")
     p = args.processes
     print(table(["evaluation", "setup s", "s per run", "s per 1K run-iterations",
                  "projected h, 1 process", f"projected h, {p} processes",
