@@ -42,7 +42,8 @@ def sparse_mask(params, keep: float, seed: int = 0):
 
 
 def step_variants(model_name: str, batch: int, steps_per_call: int, calls: int,
-                  keep: float = 0.2, examples: int = 2048) -> dict:
+                  keep: float = 0.2, examples: int = 2048,
+                  cpu_convolutions: str = "ynnpack") -> dict:
     """{'masked': fn, 'dense': fn}, each running `calls` x `steps_per_call` steps on
     random uint8 images shaped like the model's dataset."""
     dataset = DATASET[model_name]
@@ -61,18 +62,20 @@ def step_variants(model_name: str, batch: int, steps_per_call: int, calls: int,
     dense_mask = jax.tree_util.tree_map(lambda _: None, params)
     variants = {}
     for name, mask in (("masked", sparse_mask(params, keep)), ("dense", dense_mask)):
-        steps = make_steps(model, tx, spec, mesh, steps_per_call)
+        steps = make_steps(model, tx, spec, mesh, steps_per_call,
+                           cpu_convolutions=cpu_convolutions)
         own = jax.tree_util.tree_map(np.array, params)  # the step donates its state
         holder = {"state": fresh_state(own, {}, mask, tx, 0, jax.random.PRNGKey(1))}
 
-        def run(steps=steps, holder=holder):
+        args = (split.images, split.labels, idx, np.int32(steps_per_call))
+
+        def run(steps=steps, holder=holder, args=args):
             for _ in range(calls):
-                holder["state"], out = steps.train_chunk(
-                    holder["state"], split.images, split.labels, idx,
-                    np.int32(steps_per_call))
+                holder["state"], out = steps.train_chunk(holder["state"], *args)
             jax.block_until_ready(out["losses"])
 
         run.holder = holder  # the latest state, for tests
+        run.steps, run.args = steps, args  # the compiled steps and their data, to profile
         variants[name] = run
     return variants
 

@@ -27,6 +27,7 @@ from jaxtickets.tasks import ROTATIONS, TASKS
 from jaxtickets.training.optimizers import OPTIMIZERS
 from jaxtickets.training.schedules import SCHEDULES
 from jaxtickets.training.steps import COMPUTE_DTYPES
+from jaxtickets.training.xla_cpu import check_cpu_convolutions
 
 DATASETS = tuple(NUM_CLASSES) + tuple(STREAMED_CLASSES)  # in memory, then streamed
 SOURCES = ("embedded", "tfds")
@@ -137,6 +138,9 @@ def base_config() -> ml_collections.ConfigDict:
     # Shard parameters, masks and optimizer state over the devices (FSDP) instead of
     # replicating them; like the device count, it can change float rounding only.
     c.runtime.fsdp = False
+    # XLA:CPU's convolution library, 'ynnpack' (XLA's default) or 'eigen' (faster for
+    # Conv-2/4/6 here, slower for ResNets: training/xla_cpu.py). Float rounding only.
+    c.runtime.cpu_convolutions = "ynnpack"
     return c
 
 
@@ -466,6 +470,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
     if config.runtime.steps_per_call < 1:
         raise ConfigError(f"runtime.steps_per_call: must be >= 1, got "
                           f"{config.runtime.steps_per_call}")
+    check_cpu_convolutions(config.runtime.cpu_convolutions)
     if config.runtime.log_every_seconds < 0:
         raise ConfigError(f"runtime.log_every_seconds: must be >= 0, got "
                           f"{config.runtime.log_every_seconds}")

@@ -132,7 +132,27 @@ def test_conv_reference_does_the_masked_work():
         assert torch.all(k[m == 0] == 0)
         assert not torch.equal(k[m == 1], k0[m == 1])
     row = conv4_vs_torch.measure(steps=1, repeats=1, model="conv2")
-    assert row[:2] == ["conv2", 60] and row[4] == pytest.approx(row[2] / row[3])
+    assert row[:2] == ["conv2", 60] and len(row) == 7
+    assert row[5:] == pytest.approx([row[2] / row[4], row[3] / row[4]])
+
+
+def test_step_profile_finds_every_convolution_of_the_step():
+    """Conv-2's step has 2 forward convolutions, 1 input gradient (the first layer's
+    input needs none) and 2 kernel gradients; the profile must file each XLA op under
+    its kind, and PyTorch's profile must see its convolutions too."""
+    from bench import step_profile
+
+    ms, ops, wall = step_profile.jax_profile("conv2", steps=1)
+    kinds = step_profile.KINDS
+    assert [ops.get(k, 0) for k in kinds[:3]] == [2, 1, 2]
+    assert ops[kinds[3]] >= 3  # the three dense layers' forward dots, at least
+    assert all(ms[k] > 0 for k in kinds[:4])
+    assert 0 < sum(ms.values()) <= wall
+    torch_ms, torch_wall = step_profile.torch_profile("conv2", steps=1)
+    assert torch_ms[kinds[0]] > 0 and torch_ms[step_profile.BACKWARD] > 0
+    rows = step_profile.rows(ms, ops, wall, torch_ms, torch_wall)
+    assert [r[0] for r in rows[:6]] == list(kinds) and rows[1][3] == "-"
+    assert rows[6][2] == pytest.approx(ms[kinds[1]] + ms[kinds[2]])
 
 
 def test_mixed_precision_benchmark_times_both_dtypes():

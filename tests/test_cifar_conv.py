@@ -27,17 +27,24 @@ def cifar_tfds_dir(tmp_path_factory):
     return data_dir
 
 
-@needs_cifar
-def test_conv2_imp_on_cifar10_from_tfds(cifar_tfds_dir, tmp_path):
+def _tiny_conv2(data_dir, train_size: int = 500, steps: str = "10st"):
+    """configs/cifar10_conv.py:conv2,smoke cut to one level of `steps` steps on
+    `train_size` of the module's CIFAR-10 images (batch 10)."""
     config = load_config("cifar10_conv", "conv2,smoke")
-    config.data.data_dir = str(cifar_tfds_dir)
-    config.data.validation_size, config.data.train_size = 100, 500
+    config.data.data_dir = str(data_dir)
+    config.data.validation_size, config.data.train_size = 100, train_size
     config.data.test_size = 100
-    config.data.pad_crop, config.data.flip = 4, True
-    config.train.batch_size, config.train.duration = 10, "10st"
-    config.train.eval_every = config.train.checkpoint_every = "10st"
+    config.train.batch_size, config.train.duration = 10, steps
+    config.train.eval_every = config.train.checkpoint_every = steps
     config.train.eval_batch_size = 100
     config.pruning.levels = 1
+    return config
+
+
+@needs_cifar
+def test_conv2_imp_on_cifar10_from_tfds(cifar_tfds_dir, tmp_path):
+    config = _tiny_conv2(cifar_tfds_dir)
+    config.data.pad_crop, config.data.flip = 4, True
     results = run_experiment(config, tmp_path / "run")
     rows = results["rows"]
     assert [(r["level"], r["branch"]) for r in rows] == [
@@ -52,6 +59,23 @@ def test_conv2_imp_on_cifar10_from_tfds(cifar_tfds_dir, tmp_path):
     assert report.main(["--workdir", str(tmp_path / "run"), "--out", str(tmp_path / "rep")]) == 0
     for name in ("accuracy_vs_remaining.png", "early_stop_vs_remaining.png"):
         assert (tmp_path / "rep" / name).stat().st_size > 5_000
+
+
+@needs_cifar
+def test_eigen_convolutions_change_only_the_rounding(cifar_tfds_dir, tmp_path):
+    """runtime.cpu_convolutions through the whole driver: Eigen's and YNNPACK's
+    convolutions give the same rows (densities exactly, metrics to float tolerance)."""
+    rows = {}
+    for lib in ("ynnpack", "eigen"):
+        config = _tiny_conv2(cifar_tfds_dir, train_size=200, steps="5st")
+        config.runtime.cpu_convolutions = lib
+        rows[lib] = run_experiment(config, tmp_path / lib)["rows"]
+    assert len(rows["eigen"]) == len(rows["ynnpack"]) == 3
+    for a, b in zip(rows["ynnpack"], rows["eigen"]):
+        assert (a["level"], a["branch"], a["remaining_weights"]) == (
+            b["level"], b["branch"], b["remaining_weights"])
+        for key in ("test_loss", "validation_loss"):
+            assert b[key] == pytest.approx(a[key], rel=1e-4), key
 
 
 def test_augment_pads_crops_and_flips_within_the_image():
@@ -79,14 +103,7 @@ def test_first_conv_layers_prunes_only_those_layers(cifar_tfds_dir, tmp_path):
     from jaxtickets.experiment.driver import Experiment
     from jaxtickets.sparsity.masks import init_mask, layer_counts
 
-    config = load_config("cifar10_conv", "conv2,smoke")
-    config.data.data_dir = str(cifar_tfds_dir)
-    config.data.validation_size, config.data.train_size = 100, 500
-    config.data.test_size = 100
-    config.train.batch_size, config.train.duration = 10, "10st"
-    config.train.eval_every = config.train.checkpoint_every = "10st"
-    config.train.eval_batch_size = 100
-    config.pruning.levels = 1
+    config = _tiny_conv2(cifar_tfds_dir)
     config.pruning.method, config.pruning.rate = "global", 0.2
     config.pruning.first_conv_layers = 1
     config.branches = "ticket"

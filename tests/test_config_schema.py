@@ -43,6 +43,7 @@ def test_base_config_validates():
     {"data.normalize": "unit"},
     {"train.optimizer": "momentum", "train.schedule": "step", "train.decay_at": "2ep,4ep"},
     {"pruning.prune.output": False, "pruning.rates.output": 0.0},  # unpruned kind: rate unused
+    {"runtime.cpu_convolutions": "eigen"},
 ])
 def test_valid_variants(changes):
     config_schema.validate(_config(**changes))
@@ -77,6 +78,7 @@ def test_valid_variants(changes):
     ({"pruning.evaluate_levels": "some"}, "pruning.evaluate_levels"),
     ({"branches": "random_reinit"}, "branches"),  # iterative: the ticket is required
     ({"data.normalize": "minmax"}, "data.normalize"),
+    ({"runtime.cpu_convolutions": "onednn"}, "runtime.cpu_convolutions"),
     ({"branches": "ticket,reinit"}, "branches"),
     ({"data.validation_size": 0}, "data.validation_size"),
     ({"data.source": "embedded", "data.dataset": "cifar10"}, "data.source"),

@@ -116,7 +116,7 @@ class Setup:
     def __init__(self, splits: Splits, task: Task, recipe: Recipe,
                  model_name: str, dropout: float, input_spec: InputSpec,
                  steps_per_call: int, eval_batch_size: int, prefix: str = "train",
-                 fsdp: bool = False):
+                 fsdp: bool = False, cpu_convolutions: str = "ynnpack"):
         self.splits = splits
         self.task = task
         self.recipe = recipe
@@ -131,6 +131,7 @@ class Setup:
                                              recipe.decay_factor)
         self._steps_per_call = steps_per_call
         self.fsdp = fsdp
+        self.cpu_convolutions = cpu_convolutions
         self.tx = build_optimizer(recipe.optimizer, self._learning_rate, recipe.weight_decay,
                                   recipe.momentum, nesterov=recipe.nesterov)
         self.steps = self._compile(self.model)
@@ -145,7 +146,8 @@ class Setup:
 
     def _compile(self, model: nn.Module):
         return make_steps(model, self.tx, self.input_spec, self.mesh, self._steps_per_call,
-                          task=self.task, learning_rate=self._learning_rate, fsdp=self.fsdp)
+                          task=self.task, learning_rate=self._learning_rate, fsdp=self.fsdp,
+                          cpu_convolutions=self.cpu_convolutions)
 
     def with_model(self, model: nn.Module) -> "Setup":
         """The same data, task and recipe with another model (P3's small-dense network);

@@ -136,12 +136,18 @@ def with_half(splits, which: str, split_seed: int):
         splits.train, which, _seed(split_seed, HALF_STREAM)))
 
 
+def runtime_options(config: ml_collections.ConfigDict) -> dict:
+    """The runtime keys every Setup compiles its steps with."""
+    return {"fsdp": config.runtime.fsdp,
+            "cpu_convolutions": config.runtime.cpu_convolutions}
+
+
 def evaluation_setup(config: ml_collections.ConfigDict, splits: Splits) -> Setup:
     return Setup(splits, create_task(config.evaluation.task),
                  evaluation_recipe(config), config.model.name, config.model.dropout,
                  input_spec(config, config.data.dataset, True),
                  config.runtime.steps_per_call, config.train.eval_batch_size,
-                 fsdp=config.runtime.fsdp)
+                 **runtime_options(config))
 
 
 def other_dataset_splits(config: ml_collections.ConfigDict, dataset: str,
@@ -235,7 +241,7 @@ def build_sources(config: ml_collections.ConfigDict, workdir: pathlib.Path,
         setup = evaluation if same else Setup(
             splits, task, recipe, config.model.name, config.model.dropout, spec,
             config.runtime.steps_per_call, config.train.eval_batch_size,
-            prefix=f"generation.{name}", fsdp=config.runtime.fsdp)
+            prefix=f"generation.{name}", **runtime_options(config))
         if setup.image_shape != evaluation.image_shape:
             if evaluation_shapes is None:  # traced once, for every source that needs it
                 evaluation_shapes = param_shapes(evaluation)

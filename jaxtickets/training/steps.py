@@ -25,6 +25,7 @@ from jaxtickets.parallel import batch_sharded, replicated, state_shardings
 from jaxtickets.sparsity.masks import apply_mask, masked_apply_updates
 from jaxtickets.tasks.base import LabelsTask, Task, augment, cross_entropy, normalize  # noqa: F401
 from jaxtickets.training.state import TrainState
+from jaxtickets.training.xla_cpu import compiler_options
 
 PyTree = Any
 
@@ -83,9 +84,10 @@ def make_steps(model: nn.Module, tx: optax.GradientTransformationExtraArgs,
                input_spec: InputSpec, mesh: Mesh, steps_per_call: int,
                task: Optional[Task] = None,
                learning_rate: Optional[Callable[[int], Any]] = None,
-               fsdp: bool = False) -> CompiledSteps:
+               fsdp: bool = False, cpu_convolutions: str = "ynnpack") -> CompiledSteps:
     """The compiled steps. `fsdp`: the train state stays sharded over the data axis
-    (parallel.state_shardings) between steps; XLA gathers what each layer needs."""
+    (parallel.state_shardings) between steps; XLA gathers what each layer needs.
+    `cpu_convolutions`: the library of XLA:CPU's convolutions (training/xla_cpu.py)."""
     traces = {"train": 0, "eval": 0}
     task = task or LabelsTask()
     rep = replicated(mesh)
@@ -190,10 +192,11 @@ def make_steps(model: nn.Module, tx: optax.GradientTransformationExtraArgs,
     # Replicated: every output pinned to all devices. FSDP: the layout comes from
     # laid_out's constraints (the state's tree is not known here).
     outs = {} if fsdp else {"out_shardings": (rep, rep)}
+    options = {"compiler_options": compiler_options(mesh, cpu_convolutions) or None}
     return CompiledSteps(
-        train_chunk=jax.jit(train_chunk, donate_argnums=(0,), **outs),
-        eval_batch=jax.jit(eval_batch, out_shardings=rep),
-        train_streamed=jax.jit(train_streamed, donate_argnums=(0,), **outs),
-        eval_streamed=jax.jit(eval_on, out_shardings=rep),
+        train_chunk=jax.jit(train_chunk, donate_argnums=(0,), **outs, **options),
+        eval_batch=jax.jit(eval_batch, out_shardings=rep, **options),
+        train_streamed=jax.jit(train_streamed, donate_argnums=(0,), **outs, **options),
+        eval_streamed=jax.jit(eval_on, out_shardings=rep, **options),
         mesh=mesh, steps_per_call=steps_per_call, traces=traces,
         learning_rate=learning_rate)
