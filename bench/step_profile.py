@@ -66,10 +66,21 @@ def _conv_kind(conv: str, gradient: bool) -> str:
     return KINDS[1] if gradient else KINDS[0]
 
 
+def compiled_hlo(run) -> str:
+    """The optimized HLO of a `bench.masked_step` variant's compiled train chunk."""
+    return run.steps.train_chunk.lower(run.holder["state"], *run.args).compile().as_text()
+
+
+def with_fused_body(line: str, bodies: dict) -> list[str]:
+    """An op's HLO line followed by the lines of the computation it calls (a fusion's
+    body), if any."""
+    called = _CALLS.search(line)
+    return [line] + (bodies.get(called.group(1), []) if called else [])
+
+
 def classify(name: str, line: str, bodies: dict) -> str:
     """The kind of one top-level op, from its name, its HLO line and its fused body."""
-    called = _CALLS.search(line)
-    op_lines = [line] + (bodies.get(called.group(1), []) if called else [])
+    op_lines = with_fused_body(line, bodies)
     convs = [c for c in op_lines if " convolution(" in c]
     if convs:  # a fusion's gradient tag (op_name=".../transpose(jvp())/...") may sit
         # on the fusion's line or on the convolution's own
@@ -85,8 +96,7 @@ def jax_profile(model: str, steps: int) -> tuple[dict, dict, float]:
     """({kind: ms per step}, {kind: number of distinct ops}, wall ms per step)."""
     run = step_variants(model, BATCH, 1, steps, examples=EXAMPLES)["masked"]
     run()  # compile
-    holder, chunk = run.holder, run.steps.train_chunk
-    lines, bodies = parse_hlo(chunk.lower(holder["state"], *run.args).compile().as_text())
+    lines, bodies = parse_hlo(compiled_hlo(run))
     with tempfile.TemporaryDirectory() as trace_dir:
         start = time.perf_counter()
         with jax.profiler.trace(trace_dir, create_perfetto_trace=True):
@@ -105,7 +115,7 @@ def jax_profile(model: str, steps: int) -> tuple[dict, dict, float]:
     return dict(ms), {k: len(v) for k, v in ops.items()}, wall
 
 
-def torch_kind(op: str) -> str | None:
+def torch_kind(op: str) -> str:
     if op == "aten::mkldnn_convolution":
         return KINDS[0]
     if op == "aten::convolution_backward":

@@ -12,25 +12,17 @@ import numpy as np
 import pytest
 
 from bench.masked_step import step_variants
-from bench.step_profile import parse_hlo
+from bench.step_profile import compiled_hlo, parse_hlo, with_fused_body
 from jaxtickets import parallel
 from jaxtickets.errors import ConfigError
 from jaxtickets.training import xla_cpu
 
 
-def _compiled_text(run) -> str:
-    return run.steps.train_chunk.lower(run.holder["state"], *run.args).compile().as_text()
-
-
 def _ynn_convolutions(hlo: str) -> int:
     """YNNPACK fusions that hold a convolution (in their fused computations)."""
     lines, bodies = parse_hlo(hlo)
-    count = 0
-    for line in lines.values():
-        if '"__ynn_fusion"' in line and "calls=%" in line:
-            called = line.split("calls=%")[1].split(",")[0]
-            count += any(" convolution(" in body for body in bodies[called])
-    return count
+    return sum(any(" convolution(" in c for c in with_fused_body(line, bodies)[1:])
+               for line in lines.values() if '"__ynn_fusion"' in line)
 
 
 def test_options_are_empty_by_default_and_checked():
@@ -47,8 +39,8 @@ def test_eigen_takes_every_convolution_away_from_ynnpack():
     in YNNPACK by default and none with 'eigen'."""
     runs = {lib: step_variants("conv2", 60, 1, 2, examples=128, cpu_convolutions=lib)
             ["masked"] for lib in xla_cpu.CPU_CONVOLUTIONS}
-    assert _ynn_convolutions(_compiled_text(runs["ynnpack"])) == 5
-    assert _ynn_convolutions(_compiled_text(runs["eigen"])) == 0
+    assert _ynn_convolutions(compiled_hlo(runs["ynnpack"])) == 5
+    assert _ynn_convolutions(compiled_hlo(runs["eigen"])) == 0
     states = {}
     for lib, run in runs.items():
         run()
@@ -67,7 +59,7 @@ def test_eigen_takes_every_convolution_away_from_ynnpack():
 
 def test_lenet_compiles_the_same_program_either_way():
     """No convolutions: 'eigen' must not touch LeNet's dots, so not a bit changes."""
-    texts = {lib: _compiled_text(step_variants("lenet300_100", 60, 10, 1, examples=256,
+    texts = {lib: compiled_hlo(step_variants("lenet300_100", 60, 10, 1, examples=256,
                                                cpu_convolutions=lib)["masked"])
              for lib in xla_cpu.CPU_CONVOLUTIONS}
     strip = [line for line in texts["eigen"].splitlines() if "HloModule" not in line]
