@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install demo test test-slow prepare-data clean
+.PHONY: install demo test test-slow prepare-data accelerator-check clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +31,17 @@ prepare-data: $(STAMP)
 # Slow reproduction runs on the full data sets (about an hour on 2 cores).
 test-slow: $(STAMP)
 	$(PY) -m pytest -q -m slow -s
+
+# The accelerator check (BENCHMARKS.md): runs it here when JAX sees a GPU or TPU; for a
+# machine without network, STAGE='--tfds --data mnist' puts the wheels and data it lacks
+# into .whl/ and .devdata/ and prints what to send and the command to run there.
+STAGE ?=
+accelerator-check: $(STAMP)
+ifneq ($(STAGE),)
+	bash bench/accelerator/stage.sh $(STAGE)
+else
+	$(PY) -m bench.accelerator --out runs/accelerator --data_dir $(DATA_SRC)
+endif
 
 clean:
 	rm -rf $(VENV) runs

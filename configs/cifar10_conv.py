@@ -45,8 +45,6 @@ def get_config(arg: str | None = None):
     config.pruning.rates.dense = 0.2
     config.pruning.rates.output = 0.1
     config.pruning.rewind = "0st"
-    # XLA:CPU runs convolutions inside lax.scan ~13x slower than in a plain jitted step.
-    config.runtime.steps_per_call = 1
     # On CPU, Eigen's convolutions train Conv-4 3-4% and Conv-6 7-10% faster than
     # YNNPACK's, Conv-2 3-6% slower (bench/conv4_vs_torch.py; float rounding only).
     config.runtime.cpu_convolutions = "ynnpack" if name == "conv2" else "eigen"

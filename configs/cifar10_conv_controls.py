@@ -63,7 +63,6 @@ def get_config(arg: str | None = None):
     config.supermask.eval_every = 100
     add_p4_trajectories(config)
     config.generation.large_final.branches += ",learned_supermask"
-    config.runtime.steps_per_call = 1  # XLA:CPU convolutions are slow inside lax.scan
     if smoke:
         config.num_replicates = 1
         config.data.validation_size = 500

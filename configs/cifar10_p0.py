@@ -93,7 +93,6 @@ def get_config(arg: str | None = None):
     config.pruning.rewind = "45000ex"
     config.pruning.evaluate_levels = "morcos"
     config.branches = "ticket"
-    config.runtime.steps_per_call = 1
     add_sources(config, SOURCES, chosen)
     if smoke:
         shrink_to_smoke(config)

@@ -51,7 +51,6 @@ def get_config(arg: str | None = None):
     config.pruning.rewind = "3000ex"
     config.pruning.evaluate_levels = "2,4"
     config.branches = "ticket"
-    config.runtime.steps_per_call = 1        # XLA:CPU: convolutions inside scan are slow
     config.runtime.log_every_seconds = 120.0
     add_sources(config, P0_CPU_SOURCES)
     config.generation.labels.evaluate_levels = "0,2,4"  # the dense row for labels only

@@ -90,7 +90,6 @@ def get_config(arg: str | None = None):
     config.pruning.levels = recipe["levels"]
     config.pruning.rewind = "0st"
     config.branches = "ticket,random_reinit"
-    config.runtime.steps_per_call = 1
     if smoke:
         shrink_to_smoke(config)
         config.train.warmup = "5st" if warmup != "0st" else "0st"

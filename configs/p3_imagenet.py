@@ -63,7 +63,6 @@ def get_config(arg: str | None = None):
     config.train.eval_batch_size = 1024
     p3_trajectories(config, levels=11, evaluate_levels="0,2,4,7,11")
     config.pruning.rewind = "5ep" if rewinding else "0st"
-    config.runtime.steps_per_call = 1
     if smoke:
         streamed_smoke(config)
         config.train.warmup = "1st"

@@ -11,6 +11,7 @@ import functools
 import hashlib
 import json
 import math
+import os
 from typing import Any
 
 import jax
@@ -30,7 +31,7 @@ from jaxtickets.training.steps import COMPUTE_DTYPES
 from jaxtickets.training.xla_cpu import check_cpu_convolutions
 
 DATASETS = tuple(NUM_CLASSES) + tuple(STREAMED_CLASSES)  # in memory, then streamed
-SOURCES = ("embedded", "tfds")
+SOURCES = ("embedded", "tfds", "npz")
 # Branches trained (or evaluated) at each evaluated level beside the ticket; 'noise_C'
 # (C > 0, e.g. noise_0.5) adds C x sigma_layer Gaussian noise to the ticket (P2 F.7).
 BRANCHES = ("ticket", "random_reinit", "random_ticket", "random_ticket_local", "reinit_dm",
@@ -62,6 +63,7 @@ def base_config() -> ml_collections.ConfigDict:
     c.data.dataset = "mnist"
     c.data.source = "tfds"          # 'embedded': the MNIST subset shipped in the package
     c.data.data_dir = ""            # TFDS data dir; '' means TFDS's default
+    c.data.npz_file = ""            # source 'npz': .npz with x_/jpeg_ train/test (no TFDS)
     c.data.validation_size = 5000   # held out of train for early stopping (P2)
     c.data.train_size = 0           # 0: all remaining training images; else a seeded subset
     c.data.test_size = 0            # 0: the whole test split
@@ -132,9 +134,11 @@ def base_config() -> ml_collections.ConfigDict:
 
     c.runtime = ml_collections.ConfigDict()
     c.runtime.log_every_seconds = 10.0
-    c.runtime.steps_per_call = 100
+    # Train steps per call of the compiled chunk; 0 (auto): 1 for convolutional models on
+    # CPU, 100 elsewhere (training/backend_defaults.py). Never changes a logged number.
+    c.runtime.steps_per_call = 0
     c.runtime.plot = True
-    c.runtime.reader_threads = 16   # streamed datasets: host threads decoding images
+    c.runtime.reader_threads = 0    # streamed datasets: JPEG-decoding threads; 0: one per core
     # Shard parameters, masks and optimizer state over the devices (FSDP) instead of
     # replicating them; like the device count, it can change float rounding only.
     c.runtime.fsdp = False
@@ -369,6 +373,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
     if config.data.source == "embedded" and config.data.dataset != "mnist":
         raise ConfigError("data.source: only mnist is embedded; use 'tfds' for "
                           f"data.dataset={config.data.dataset!r}")
+    _validate_npz_file(config.data)
     for key in ("validation_size", "train_size", "test_size", "pad_crop"):
         if config.data[key] < 0:
             raise ConfigError(f"data.{key}: must be >= 0, got {config.data[key]}")
@@ -464,16 +469,38 @@ def validate(config: ml_collections.ConfigDict) -> None:
     _validate_supermask(config)
     if config.data.dataset in STREAMED_CLASSES:
         _validate_streamed(config)
-    if config.runtime.reader_threads < 1:
-        raise ConfigError(f"runtime.reader_threads: must be >= 1, got "
-                          f"{config.runtime.reader_threads}")
-    if config.runtime.steps_per_call < 1:
-        raise ConfigError(f"runtime.steps_per_call: must be >= 1, got "
-                          f"{config.runtime.steps_per_call}")
+    if config.runtime.reader_threads < 0:
+        raise ConfigError(f"runtime.reader_threads: must be >= 1, or 0 for one per core; "
+                          f"got {config.runtime.reader_threads}")
+    if config.runtime.steps_per_call < 0:
+        raise ConfigError(f"runtime.steps_per_call: must be >= 1, or 0 to choose by backend "
+                          f"and model; got {config.runtime.steps_per_call}")
     check_cpu_convolutions(config.runtime.cpu_convolutions)
     if config.runtime.log_every_seconds < 0:
         raise ConfigError(f"runtime.log_every_seconds: must be >= 0, got "
                           f"{config.runtime.log_every_seconds}")
+
+
+def _validate_npz_file(d: ml_collections.ConfigDict) -> None:
+    """data.npz_file goes with data.source='npz' and only with it (a path that nothing
+    reads would mislead), names a file that exists now (not after minutes of setup),
+    and holds an in-memory dataset; its image shape is checked when it is loaded."""
+    if d.source != "npz":
+        if d.npz_file:
+            raise ConfigError(f"data.npz_file: set to {d.npz_file!r} but data.source is "
+                              f"{d.source!r}, which does not read it; set "
+                              "data.source='npz' or leave data.npz_file empty")
+        return
+    if d.dataset in STREAMED_CLASSES:
+        raise ConfigError(f"data.source: 'npz' holds in-memory datasets only "
+                          f"({', '.join(NUM_CLASSES)}); data.dataset={d.dataset!r} is "
+                          "streamed, use 'tfds'")
+    if not d.npz_file:
+        raise ConfigError("data.npz_file: data.source='npz' needs the path of an .npz "
+                          "file (x_train/y_train/x_test/y_test, or jpeg_*/offsets_*)")
+    if not os.path.isfile(d.npz_file):
+        raise ConfigError(f"data.npz_file: no such file {d.npz_file!r} "
+                          "(data.source='npz')")
 
 
 def _validate_streamed(config: ml_collections.ConfigDict) -> None:
@@ -502,6 +529,10 @@ def _validate_source(config: ml_collections.ConfigDict, name: str) -> None:
     if s.dataset and s.dataset != config.data.dataset and config.data.source == "embedded":
         raise ConfigError(f"{key}.dataset: data.source='embedded' holds only mnist; "
                           "use data.source='tfds' for cross-dataset sources")
+    if s.dataset and s.dataset != config.data.dataset and config.data.source == "npz":
+        raise ConfigError(f"{key}.dataset: data.source='npz' holds only data.dataset "
+                          f"({config.data.dataset!r}, from data.npz_file); use "
+                          "data.source='tfds' for cross-dataset sources")
     for field in ("sample_fraction", "class_fraction", "labelled_fraction"):
         if not 0.0 < s[field] <= 1.0:
             raise ConfigError(f"{key}.{field}: must lie in (0, 1], got {s[field]}")
@@ -595,7 +626,7 @@ def identity(config: ml_collections.ConfigDict) -> str:
 # left out of the identity while they hold it, so those workdirs still resume. Any other
 # value changes the hash, as every key does.
 ADDED_LATER = {"model.compute_dtype": "float32", "data.image_size": 224,
-               "data.rotation_degrees": 0.0}
+               "data.rotation_degrees": 0.0, "data.npz_file": ""}
 ADDED_LATER_SOURCE = {"pad_crop": -1, "flip": -1}  # generation.NAME.*
 
 

@@ -41,6 +41,14 @@ def shared_to_tfds(name: str, data_dir: pathlib.Path, n_train: int | None = None
     return str(data_dir)
 
 
+def jpeg_layout(jpegs: list, split: str) -> dict[str, np.ndarray]:
+    """`jpegs` (bytes or uint8 arrays) as ../shared/data's CIFAR-10 layout for `split`:
+    one flat buffer and the offsets of each image in it."""
+    parts = [np.frombuffer(j, np.uint8) if isinstance(j, bytes) else j for j in jpegs]
+    offsets = np.concatenate([[0], np.cumsum([len(p) for p in parts])]).astype(np.int64)
+    return {f"jpeg_{split}": np.concatenate(parts), f"offsets_{split}": offsets}
+
+
 def free_port() -> int:
     """A TCP port nobody listens on now: a jax.distributed coordinator for a test."""
     import socket

@@ -172,8 +172,7 @@ def out_of_range(data: dict) -> dict[str, st.SearchStrategy]:
     negative = st.integers(max_value=-1)
     out = {key: negative for key in leaves(data)
            if type(get(data, key)) is int}  # sizes, counts, seeds: all must be >= 0
-    for key in ("num_replicates", "train.batch_size", "train.eval_batch_size",
-                "runtime.steps_per_call"):
+    for key in ("num_replicates", "train.batch_size", "train.eval_batch_size"):
         out[key] = st.integers(max_value=0)
     out["data.validation_size"] = st.integers(max_value=0)
     out["seed"] = negative | st.integers(min_value=2 ** 32)  # jax keys keep 32 bits
@@ -183,7 +182,8 @@ def out_of_range(data: dict) -> dict[str, st.SearchStrategy]:
     out["data.image_size"] = st.integers(max_value=7)
     out["data.rotation_degrees"] = (numbers_at_or_below(0, inclusive=False)
                                     | numbers_at_or_above(180.001) | NAN_INF)
-    out["runtime.reader_threads"] = st.integers(max_value=0)
+    for key in ("runtime.steps_per_call", "runtime.reader_threads"):  # 0: auto
+        out[key] = st.integers(max_value=-1)
     out["train.learning_rate"] = numbers_at_or_below(0, inclusive=True) | NAN_INF
     out["train.momentum"] = outside_0_1
     out["train.weight_decay"] = numbers_at_or_below(0, inclusive=False) | NAN_INF

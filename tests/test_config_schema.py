@@ -165,3 +165,52 @@ def test_keys_added_later_leave_older_identities_unchanged():
                                 .encode()).hexdigest()[:16]
     assert identity(config) == older_hash
     assert identity(smoke_config(model__compute_dtype="bfloat16")) != older_hash
+
+
+# ---- data.source='npz' -------------------------------------------------------------------
+
+def _npz(tmp_path) -> str:
+    import numpy as np
+
+    path = tmp_path / "data.npz"
+    np.savez(path, x_train=np.zeros((4, 28, 28), np.uint8), y_train=np.zeros(4, np.uint8),
+             x_test=np.zeros((2, 28, 28), np.uint8), y_test=np.zeros(2, np.uint8))
+    return str(path)
+
+
+def test_npz_source_with_an_existing_file_validates(tmp_path):
+    config_schema.validate(_config(**{"data.source": "npz", "data.npz_file": _npz(tmp_path)}))
+
+
+@pytest.mark.parametrize("changes, key", [
+    ({"data.source": "npz"}, "data.npz_file"),  # no file named
+    ({"data.source": "tfds", "data.npz_file": "x.npz"}, "data.npz_file"),
+    ({"data.source": "embedded", "data.npz_file": "x.npz"}, "data.source"),
+    ({"data.source": "npz", "data.dataset": "imagenet2012"}, "data.source"),
+    ({"data.source": "npz", "data.dataset": "places365_small"}, "data.dataset"),
+    ({"data.npz_file": 3}, "data.npz_file"),
+])
+def test_npz_mistakes_name_the_key(changes, key):
+    _rejects(_config(**changes), key)
+
+
+def test_npz_file_that_does_not_exist_names_key_and_path(tmp_path):
+    missing = str(tmp_path / "nowhere.npz")
+    with pytest.raises(ConfigError, match=r"data\.npz_file: no such file .*nowhere\.npz"):
+        config_schema.validate(_config(**{"data.source": "npz", "data.npz_file": missing}))
+
+
+def test_npz_source_refuses_cross_dataset_ticket_sources(tmp_path):
+    config = _config(**{"data.source": "npz", "data.npz_file": _npz(tmp_path)})
+    config_schema.add_source(config, "other", dataset="fashion_mnist")
+    with pytest.raises(ConfigError, match=r"generation\.other\.dataset: data\.source='npz'"):
+        config_schema.validate(config)
+    config_schema.add_source(config, "other", dataset="mnist")  # the same dataset: fine
+    config_schema.validate(config)
+
+
+def test_npz_file_left_empty_keeps_the_identity(tmp_path):
+    base = config_schema.base_config()
+    assert "npz_file" not in config_schema.canonical_json(base)
+    changed = _config(**{"data.source": "npz", "data.npz_file": _npz(tmp_path)})
+    assert config_schema.identity(changed) != config_schema.identity(base)

@@ -1,8 +1,9 @@
 """Named datasets as in-memory uint8 arrays, with P2's held-out validation split.
 
 MNIST and CIFAR-10 are small enough to hold in memory (and on the device); they
-come from TFDS (`tfds.data_source` over array_record, no TensorFlow) or, for
-MNIST, from the subset embedded in the package so the demo needs no download.
+come from TFDS (`tfds.data_source` over array_record, no TensorFlow), from an .npz
+file (data.source='npz', data/npz_files.py) or, for MNIST, from the subset embedded
+in the package so the demo needs no download. TFDS is imported only for 'tfds'.
 Test images are never used for any choice; validation is carved out of train.
 """
 
@@ -107,10 +108,47 @@ def _tfds(name: str, data_dir: str) -> dict[str, Split]:
     return out
 
 
+def _npz(dataset: str, path: str) -> dict[str, Split]:
+    """train/test from an .npz file (data.source='npz'), checked against `dataset`: a
+    file of another dataset must fail here, naming the key, not inside the model."""
+    from jaxtickets.data.npz_files import load_npz_arrays
+
+    try:
+        arrays = load_npz_arrays(path)
+    except FileNotFoundError:
+        raise ConfigError(f"data.npz_file: no such file {path!r}") from None
+    except (ValueError, KeyError, IndexError) as err:
+        raise ConfigError(f"data.npz_file: {path!r}: {err}") from None
+    out = {}
+    for split, (images, labels) in arrays.items():
+        if images.shape[1:] != IMAGE_SHAPES[dataset]:
+            raise ConfigError(
+                f"data.npz_file: {path!r} holds {split} images of shape "
+                f"{tuple(images.shape[1:])}; data.dataset={dataset!r} needs "
+                f"{IMAGE_SHAPES[dataset]} [H, W, C]")
+        if len(labels) and not 0 <= labels.min() <= labels.max() < NUM_CLASSES[dataset]:
+            raise ConfigError(
+                f"data.npz_file: {path!r} holds {split} labels outside "
+                f"[0, {NUM_CLASSES[dataset]}) for data.dataset={dataset!r}")
+        out[split] = Split(images, labels)
+    return out
+
+
+def _raw_splits(dataset: str, source: str, data_dir: str, npz_file: str) -> dict[str, Split]:
+    """train/test of `dataset` from `source` ('embedded', 'npz' or 'tfds')."""
+    if source == "embedded":
+        return _embedded_mnist()
+    if source == "npz":
+        return _npz(dataset, npz_file)
+    return _tfds(dataset, data_dir)
+
+
 def load_splits(dataset: str, source: str, data_dir: str, validation_size: int,
-                train_size: int = 0, test_size: int = 0, split_seed: int = 0) -> Splits:
-    """Loads train/test and holds `validation_size` training images out (seeded)."""
-    raw = _embedded_mnist() if source == "embedded" else _tfds(dataset, data_dir)
+                train_size: int = 0, test_size: int = 0, split_seed: int = 0,
+                npz_file: str = "") -> Splits:
+    """Loads train/test and holds `validation_size` training images out (seeded).
+    `npz_file`: the file that source 'npz' reads (data.npz_file)."""
+    raw = _raw_splits(dataset, source, data_dir, npz_file)
     train, test = raw["train"], raw["test"]
     if validation_size >= len(train):
         raise ConfigError(f"data.validation_size: {validation_size} leaves no training "

@@ -31,6 +31,8 @@ import numpy as np
 import tensorflow_datasets as tfds
 from PIL import Image
 
+from jaxtickets.data import npz_files
+
 Arrays = Mapping[str, tuple[np.ndarray, np.ndarray]]
 
 SUPPORTED = ("mnist", "cifar10")
@@ -348,25 +350,9 @@ def decode_shared_npz(
 
     ``indices`` optionally picks examples per split (splits not named are
     skipped), which saves decoding all 60,000 CIFAR JPEGs when only a few are
-    needed.
+    needed. The decoding lives in :mod:`jaxtickets.data.npz_files` (no TFDS), which
+    data.source='npz' uses too; this keeps the name for the TFDS import path.
     """
     if name not in SUPPORTED:
         raise ValueError(f"unsupported dataset {name!r}; expected one of {SUPPORTED}")
-    splits = ("train", "test") if indices is None else tuple(indices)
-    out: dict[str, tuple[np.ndarray, np.ndarray]] = {}
-    with np.load(path) as data:
-        for split in splits:
-            labels = data[f"y_{split}"]
-            keep = (
-                np.arange(len(labels)) if indices is None else np.asarray(indices[split], np.int64)
-            )
-            if name == "mnist":
-                images = data[f"x_{split}"][keep][..., None]
-            else:  # cifar10: one small JPEG per image in a flat buffer.
-                buf, offsets = data[f"jpeg_{split}"], data[f"offsets_{split}"]
-                images = np.empty((len(keep), 32, 32, 3), np.uint8)
-                for j, i in enumerate(keep):
-                    with Image.open(io.BytesIO(buf[offsets[i] : offsets[i + 1]].tobytes())) as im:
-                        images[j] = np.asarray(im.convert("RGB"))
-            out[split] = (np.ascontiguousarray(images), labels[keep].astype(np.int32))
-    return out
+    return npz_files.load_npz_arrays(path, indices=indices)

@@ -48,7 +48,6 @@ def p1_vgg19(config: ml_collections.ConfigDict, dataset: str) -> None:
     config.pruning.rewind = "1ep"
     config.pruning.evaluate_levels = "morcos"
     config.branches = "ticket"
-    config.runtime.steps_per_call = 1
 
 
 def add_sources(config: ml_collections.ConfigDict, table: dict, names=None) -> None:
@@ -187,7 +186,6 @@ def p0_imagenet(config: ml_collections.ConfigDict, model: str = "resnet50") -> N
     config.pruning.rewind = P0_IMAGENET_REWIND
     config.pruning.evaluate_levels = "morcos"
     config.branches = "ticket"
-    config.runtime.steps_per_call = 1
 
 
 def streamed_smoke(config: ml_collections.ConfigDict) -> None:
@@ -260,7 +258,6 @@ def p3_cifar(config: ml_collections.ConfigDict, model: str, dataset: str,
     config.train.checkpoint_every = "10ep"
     p3_trajectories(config, levels=14, evaluate_levels="0,2,4,7,10,14")
     config.pruning.rewind = "8ep" if rewinding else "0st"
-    config.runtime.steps_per_call = 1
     if smoke:
         config.num_replicates = 1
         config.data.validation_size = 500

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import sys
 
 import flax.linen as nn
 import ml_collections
@@ -19,13 +20,13 @@ from jaxtickets.config_schema import validate_steps
 from jaxtickets.data.datasets import Splits
 from jaxtickets.errors import ConfigError
 from jaxtickets.models import create_model
-from jaxtickets.data.pipeline import StreamedSplits
 from jaxtickets.parallel import make_mesh
 from jaxtickets.tasks import Task
 from jaxtickets.training.batches import put_split
 from jaxtickets.training.optimizers import build_optimizer
 from jaxtickets.training.schedules import build_schedule
 from jaxtickets.training.steps import InputSpec, make_steps
+from jaxtickets.training import backend_defaults
 
 
 @dataclasses.dataclass(frozen=True)
@@ -110,6 +111,14 @@ def convert_recipe(recipe: Recipe, train_size: int, prefix: str = "train"
             decay_at, warmup)
 
 
+def is_streamed(splits: object) -> bool:
+    """Whether `splits` are streamed from disk (data/pipeline.py). Asked without importing
+    the pipeline, which needs Grain and TFDS: if it was never imported, no split can come
+    from it, and in-memory runs then work without either installed."""
+    pipeline = sys.modules.get("jaxtickets.data.pipeline")
+    return pipeline is not None and isinstance(splits, pipeline.StreamedSplits)
+
+
 class Setup:
     """Everything needed to train a masked network on one task and data."""
 
@@ -129,13 +138,15 @@ class Setup:
         self._learning_rate = build_schedule(recipe.schedule, recipe.learning_rate,
                                              self.schedule.total, warmup, decay_at,
                                              recipe.decay_factor)
-        self._steps_per_call = steps_per_call
+        self._steps_per_call = backend_defaults.steps_per_call(
+            steps_per_call, backend_defaults.platform(self.mesh),
+            backend_defaults.has_convolutions(self.model, splits.image_shape))
         self.fsdp = fsdp
         self.cpu_convolutions = cpu_convolutions
         self.tx = build_optimizer(recipe.optimizer, self._learning_rate, recipe.weight_decay,
                                   recipe.momentum, nesterov=recipe.nesterov)
         self.steps = self._compile(self.model)
-        if isinstance(splits, StreamedSplits):  # read from disk batch by batch
+        if is_streamed(splits):  # read from disk batch by batch
             self.train, self.validation, self.test = (splits.train, splits.validation,
                                                       splits.test)
             return

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import pathlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import jax
 import jax.numpy as jnp
@@ -23,12 +23,15 @@ from jaxtickets.data import selections
 from jaxtickets.data.augment import ImageRecipe
 from jaxtickets.data.datasets import (IMAGE_SHAPES, STREAMED_CLASSES, Splits, input_shape,
                                       load_splits, normalization)
-from jaxtickets.data.pipeline import StreamedSplits, load_streamed_splits
 from jaxtickets.experiment.setup import Setup, evaluation_recipe, source_recipe
 from jaxtickets.models.layers import OUTPUT_LAYER
 from jaxtickets.sparsity.masks import PrunablePolicy, kernel_kind, path_name
 from jaxtickets.tasks import create_task
+from jaxtickets.training import backend_defaults
 from jaxtickets.training.steps import InputSpec
+
+if TYPE_CHECKING:  # the pipeline needs Grain and TFDS: imported only to stream
+    from jaxtickets.data.pipeline import StreamedSplits
 
 PyTree = Any
 IMPLICIT = "labels"  # the name of the single source of a config without `generation`
@@ -107,10 +110,14 @@ def image_recipe(config: ml_collections.ConfigDict) -> ImageRecipe:
 
 def streamed_splits(config: ml_collections.ConfigDict, dataset: str,
                     label_cache: pathlib.Path) -> StreamedSplits:
-    """A streamed dataset with the experiment's held-out split, crops and readers."""
+    """A streamed dataset with the experiment's held-out split, crops and readers.
+    The pipeline is imported here, not at the top: in-memory runs need no Grain/TFDS."""
+    from jaxtickets.data.pipeline import load_streamed_splits
+
     d = config.data
     return load_streamed_splits(dataset, d.data_dir or None, d.validation_size, d.split_seed,
-                                image_recipe(config), config.runtime.reader_threads,
+                                image_recipe(config),
+                                backend_defaults.reader_threads(config.runtime.reader_threads),
                                 label_cache)
 
 
@@ -123,7 +130,7 @@ def load_evaluation_data(config: ml_collections.ConfigDict, label_cache: pathlib
         full = streamed_splits(config, d.dataset, label_cache)
     else:
         full = load_splits(d.dataset, d.source, d.data_dir, d.validation_size,
-                           d.train_size, d.test_size, d.split_seed)
+                           d.train_size, d.test_size, d.split_seed, d.npz_file)
     return with_half(full, d.half, d.split_seed), full
 
 
@@ -161,7 +168,7 @@ def other_dataset_splits(config: ml_collections.ConfigDict, dataset: str,
     if dataset in STREAMED_CLASSES:
         return streamed_splits(config, dataset, label_cache)
     splits = load_splits(dataset, d.source, d.data_dir, d.validation_size, 0, 0,
-                         d.split_seed)
+                         d.split_seed, d.npz_file)
     target = input_shape(d.dataset, d.image_size)
     if d.dataset in STREAMED_CLASSES:
         target = IMAGE_SHAPES[dataset][:2] + target[2:]

@@ -8,6 +8,7 @@ so a resumed run reproduces an uninterrupted one exactly.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import pathlib
 import time
@@ -24,6 +25,11 @@ from jaxtickets.parallel import batch_sharded, to_host
 from jaxtickets.training.batches import BatchOrder, DeviceSplit, device_indices, eval_chunks
 from jaxtickets.training.state import TrainState
 from jaxtickets.training.steps import CompiledSteps
+
+
+# Train calls the host may dispatch ahead of the device: enough to hide Python's dispatch
+# behind the device's work, few enough that streamed batches cannot pile up on it.
+CALLS_IN_FLIGHT = 2
 
 
 @dataclasses.dataclass(frozen=True)
@@ -102,21 +108,32 @@ class Progress:
 def _eval_outputs(state: TrainState, steps: CompiledSteps, split, batch: int):
     """Per-chunk sums over the split: on-device data by index, or streamed batches."""
     if isinstance(split, DeviceSplit):
-        for idx, weights in eval_chunks(split.size, batch):
+        for idx, weights in _device_eval_chunks(split.size, batch, steps.mesh):
             yield steps.eval_batch(state.params, state.batch_stats, state.visible_mask,
-                                   split.images, split.labels,
-                                   device_indices(idx, steps.mesh, 0),
-                                   device_indices(weights, steps.mesh, 0))
+                                   split.images, split.labels, idx, weights)
         return
     for images, labels, weights in split.eval_batches(batch_sharded(steps.mesh), batch):
         yield steps.eval_streamed(state.params, state.batch_stats, state.visible_mask,
                                   images, labels, weights)
 
 
+@functools.lru_cache(maxsize=16)
+def _device_eval_chunks(size: int, batch: int, mesh) -> tuple:
+    """eval_chunks' indices and weights on the devices, made once per split size: copying
+    them at every evaluation cost more than the evaluation itself on a GPU."""
+    return tuple((device_indices(idx, mesh, 0), device_indices(weights, mesh, 0))
+                 for idx, weights in eval_chunks(size, batch))
+
+
 def evaluate(state: TrainState, steps: CompiledSteps, split, batch: int) -> dict:
     """Loss and accuracy over the whole split (a DeviceSplit or a StreamedSplit)."""
     totals = {"loss_sum": 0.0, "correct": 0.0, "count": 0.0}
+    outputs = []  # read after the last chunk: the host never waits on each chunk's sums
     for out in _eval_outputs(state, steps, split, batch):
+        outputs.append(out)
+        if len(outputs) > CALLS_IN_FLIGHT:  # bounds the batches queued on the device
+            jax.block_until_ready(outputs[-CALLS_IN_FLIGHT - 1])
+    for out in jax.device_get(outputs):
         for k in totals:
             totals[k] += float(out[k])
     assert int(totals["count"]) == split.size, "evaluation must see every example once"
@@ -165,6 +182,7 @@ def train_run(plan: RunPlan, state: TrainState, steps: CompiledSteps, train: Dev
     for stop in _stops(plan):
         if stop <= step:
             continue
+        pending = []  # (metrics on the device, steps): read once the stop is reached
         while step < stop:
             if streamed is not None:  # one step per call, on the pipeline's next batch
                 count = 1
@@ -175,13 +193,12 @@ def train_run(plan: RunPlan, state: TrainState, steps: CompiledSteps, train: Dev
                 state, out = steps.train_chunk(state, train.images, train.labels,
                                                device_indices(idx, steps.mesh, 1),
                                                np.int32(count))
-            for loss in np.asarray(out["losses"])[:count]:
-                interval["loss_sum"] += float(loss)
-            interval["correct"] += int(out["correct"])
-            interval["count"] += int(out["count"])
-            interval["steps"] += count
+            pending.append((out, count))
+            if len(pending) > CALLS_IN_FLIGHT:  # bounds the batches queued on the device
+                jax.block_until_ready(pending[-CALLS_IN_FLIGHT - 1][0]["losses"])
             step += count
             progress.update(plan.label, step, plan.end_step, count, {})
+        _add_chunk_metrics(interval, pending)
         if on_capture is not None and step == plan.capture_step:
             on_capture(state)
         if step % plan.eval_every == 0 or step == plan.end_step:
@@ -206,6 +223,22 @@ def train_run(plan: RunPlan, state: TrainState, steps: CompiledSteps, train: Dev
         raise ValueError(f"{plan.label}: the run has no training steps "
                          f"(start {plan.start_step}, end {plan.end_step})")
     return RunOutcome(state, history, time.time() - started)
+
+
+def _add_chunk_metrics(interval: dict, pending: list[tuple[dict, int]]) -> None:
+    """Adds the chunks' training metrics to `interval`, fetched in one transfer.
+
+    Reading a chunk's loss right after its call would make the host wait for the device
+    before dispatching the next chunk; an accelerator would idle between chunks. The
+    losses are summed one by one in step order, so the totals are the same whatever
+    the chunking."""
+    fetched = jax.device_get([out for out, _ in pending])
+    for out, (_, count) in zip(fetched, pending):
+        for loss in np.asarray(out["losses"])[:count]:
+            interval["loss_sum"] += float(loss)
+        interval["correct"] += int(out["correct"])
+        interval["count"] += int(out["count"])
+        interval["steps"] += count
 
 
 def evaluate_untrained(state: TrainState, steps: CompiledSteps, validation: DeviceSplit,
