@@ -32,15 +32,19 @@ prepare-data: $(STAMP)
 test-slow: $(STAMP)
 	$(PY) -m pytest -q -m slow -s
 
-# The accelerator check (BENCHMARKS.md): runs it here when JAX sees a GPU or TPU; for a
-# machine without network, STAGE='--tfds --data mnist' puts the wheels and data it lacks
-# into .whl/ and .devdata/ and prints what to send and the command to run there.
+# The accelerator check (BENCHMARKS.md, section 9) with the Python of .venv (installed
+# with the accelerator's extra, README) or else python3; ACCELERATOR_ARGS='--smoke' runs
+# it at toy size on a CPU. For a machine without network, STAGE='--tfds --data mnist'
+# puts the wheels and data it lacks into .whl/ and .devdata/ instead, and prints what to
+# send with the checkout and the command to run there.
 STAGE ?=
-accelerator-check: $(STAMP)
+ACCELERATOR_ARGS ?=
+CHECK_PY := $(if $(wildcard $(PY)),$(PY),$(PYTHON))
+accelerator-check:
 ifneq ($(STAGE),)
 	bash bench/accelerator/stage.sh $(STAGE)
 else
-	$(PY) -m bench.accelerator --out runs/accelerator --data_dir $(DATA_SRC)
+	$(CHECK_PY) -m bench.accelerator --out runs/accelerator --data_dir $(DATA_SRC) $(ACCELERATOR_ARGS)
 endif
 
 clean:

@@ -10,7 +10,10 @@ from __future__ import annotations
 import io
 import json
 import math
+import os
 import shutil
+import subprocess
+import sys
 
 import jax
 import numpy as np
@@ -142,6 +145,11 @@ def test_missing_data_and_unknown_parts_are_named(tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_info:
         main(["--out", str(tmp_path / "out"), "--parts", "steps,warp"])
     assert exit_info.value.code == 2 and "warp" in capsys.readouterr().err
+    if jax.default_backend() == "cpu":  # full sizes on a CPU: refused before any compute
+        with pytest.raises(SystemExit) as exit_info:
+            main(["--out", str(tmp_path / "cpu")])
+        assert exit_info.value.code == 2 and "--smoke" in capsys.readouterr().err
+        assert not (tmp_path / "cpu").exists()
 
 
 def test_check_runs_without_tfds_and_names_the_skipped_pipeline(tmp_path):
@@ -155,3 +163,75 @@ def test_check_runs_without_tfds_and_names_the_skipped_pipeline(tmp_path):
     assert data["skipped"] == {
         "pipeline": "tensorflow_datasets, grain, array_record not installed"}
     assert len(data["chunks"]) == 2
+
+
+# ---- bench/accelerator/stage.sh ------------------------------------------------------------
+
+STAGE = ROOT / "bench" / "accelerator" / "stage.sh"
+
+
+def _staging_repo(tmp_path):
+    """A git checkout holding the script and constraints.txt, and a fake python3 whose
+    `-m pip download` writes an empty file named after the requested NAME==VERSION
+    (no network), everything else going to the real Python."""
+    repo = tmp_path / "repo"
+    (repo / "bench" / "accelerator").mkdir(parents=True)
+    shutil.copy(STAGE, repo / "bench" / "accelerator" / "stage.sh")
+    shutil.copy(ROOT / "constraints.txt", repo / "constraints.txt")
+    subprocess.run(["git", "init", "-q", str(repo)], check=True)
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    fake = bin_dir / "python3"
+    fake.write_text(f"""#!/usr/bin/env bash
+if [ "$1 $2 $3" = "-m pip download" ]; then
+  dest=""; spec=""
+  while [ $# -gt 0 ]; do
+    case "$1" in -d) dest="$2"; shift;; *==*) spec="$1";; esac; shift
+  done
+  touch "$dest/$spec.whl"; exit 0
+fi
+exec {sys.executable} "$@"
+""")
+    fake.chmod(0o755)
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "mnist.npz").write_bytes(b"x" * 1000)
+    env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}"}
+    return repo, data, env
+
+
+def _stage(repo, env, *args):
+    return subprocess.run(["bash", "bench/accelerator/stage.sh", *args], cwd=repo, env=env,
+                          capture_output=True, text=True, timeout=120)
+
+
+def test_stage_fetches_pinned_wheels_and_data(tmp_path):
+    repo, data, env = _staging_repo(tmp_path)
+    done = _stage(repo, env, "--tfds", "--data", "mnist", "--data_dir", str(data))
+    assert done.returncode == 0, done.stderr
+    pinned = dict(line.split("==") for line in
+                  (ROOT / "constraints.txt").read_text().splitlines() if "==" in line)
+    wheels = sorted(p.name for p in (repo / ".whl").iterdir())
+    for name in ("ml_collections", "tensorboardX", "tensorflow-datasets", "grain",
+                 "array_record", "portpicker"):
+        assert f"{name}=={pinned[name]}.whl" in wheels
+    assert sorted(p.name for p in (repo / ".devdata").iterdir()) == ["mnist.npz"]
+    exclude = (repo / ".git" / "info" / "exclude").read_text().splitlines()
+    assert "/.whl/" in exclude and "/.devdata/" in exclude
+    assert "python3 -m bench.accelerator --out $OUT --data_dir .devdata" in done.stdout
+    assert "limit 64 MiB" in done.stdout
+
+
+def test_stage_names_what_is_wrong(tmp_path):
+    repo, data, env = _staging_repo(tmp_path)
+    done = _stage(repo, env, "--data", "cifar10", "--data_dir", str(data))
+    assert done.returncode == 2 and f"no data file {data}/cifar10_jpeg.npz" in done.stderr
+    done = _stage(repo, env, "--gpu")
+    assert done.returncode == 2 and "unknown argument --gpu" in done.stderr
+
+
+def test_stage_script_is_shellcheck_clean():
+    from test_launch import shellcheck_binary
+
+    result = subprocess.run([shellcheck_binary(), str(STAGE)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout

@@ -75,9 +75,11 @@ def test_bf16_run_end_to_end_matches_float32_closely(smoke_run, tmp_path):
     # The same init and batches; the first evaluation differs only by bf16 rounding.
     first = [checkpoints.read_json(d / "replicate_0/level_00/ticket/metrics.json")["history"][0]
              for d in (float32_dir, tmp_path / "bf16")]
-    for key in ("train_loss", "validation_loss"):
+    # Tolerances from the spread over seeds 0-5 (bf16 / float32 - 1 at step 100): training
+    # loss at most 1.0%, validation loss at most 5.9% (seed 0, this test's), so 3% and 15%.
+    for key, rel in (("train_loss", 0.03), ("validation_loss", 0.15)):
         assert first[0][key] != first[1][key]
-        assert first[1][key] == pytest.approx(first[0][key], rel=0.05)
+        assert first[1][key] == pytest.approx(first[0][key], rel=rel)
     exp = Experiment(config, tmp_path / "bf16")
     like = exp._init(exp.evaluation, exp._key(0, 1))
     final = checkpoints.load_tree(tmp_path / "bf16/replicate_0/level_01/ticket/final",

@@ -181,11 +181,15 @@ def main(argv=None) -> dict:
     parser.add_argument("--budget_s", type=float, default=480.0,
                         help="wall seconds for everything; reproductions use what is left")
     parser.add_argument("--data_dir", type=pathlib.Path, default=DEFAULT_DATA)
-    parser.add_argument("--parts", default=",".join(PARTS),
-                        help=f"comma-separated, from {','.join(PARTS)}")
+    parser.add_argument("--parts", default=None,
+                        help=f"comma-separated, from {','.join(PARTS)} (default: all)")
     parser.add_argument("--smoke", action="store_true", help="every part at toy size")
     args = parser.parse_args(argv)
-    wanted = [p for p in args.parts.split(",") if p]
+    if args.parts is None and not args.smoke and jax.default_backend() == "cpu":
+        parser.error("JAX sees only a CPU: the full sizes (ResNet-50 at 224 px, batch 256; "
+                     "P2's 50,000-iteration runs) are for accelerators. Use --smoke, or "
+                     "name the parts to run with --parts.")
+    wanted = [p for p in (args.parts or ",".join(PARTS)).split(",") if p]
     unknown = sorted(set(wanted) - set(PARTS))
     if unknown:
         parser.error(f"--parts: unknown {unknown}; choose from {PARTS}")

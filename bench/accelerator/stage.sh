@@ -92,6 +92,7 @@ if total > limit:
     raise SystemExit("over the limit: stage fewer data files, or leave out --tfds")
 PY
 echo 'send with the checkout: .whl .devdata'
+# shellcheck disable=SC2016  # $PWD and $OUT are the remote shell's, printed unexpanded
 echo 'run there: python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir' \
      '--target /tmp/site .whl/*.whl && export PYTHONPATH=/tmp/site:$PWD &&' \
      'PYTHONUNBUFFERED=1 python3 -m bench.accelerator --out $OUT --data_dir .devdata' \
