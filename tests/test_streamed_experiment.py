@@ -113,7 +113,7 @@ def test_a_rotnet_source_generates_on_streamed_images(jpeg_dir, tmp_path):
 
 @pytest.mark.parametrize("key, value", [
     ("data__train_size", 10), ("data__test_size", 5), ("data__image_size", 4),
-    ("branches", "ticket,learned_supermask"), ("runtime__reader_threads", 0)])
+    ("branches", "ticket,learned_supermask"), ("runtime__reader_threads", -1)])
 def test_streamed_dataset_refuses_what_it_cannot_do(key, value, jpeg_dir):
     config = streamed_config(jpeg_dir, **{key: value})
     if key == "branches":

@@ -98,7 +98,8 @@ class CompiledVariant:
         steps = make_steps(model, tx, spec, mesh, steps_per_call)
         mask = (sparse_mask(params, KEEP) if mask_kind == "masked"
                 else jax.tree_util.tree_map(lambda _: None, params))
-        # One compiled program for the whole state, as for the variables above.
+        # One compiled program for the whole state: op by op, every leaf's masking and
+        # optimizer moments would compile programs of their own.
         build = jax.jit(lambda p, s, m: fresh_state(p, s, m, tx, 0, jax.random.PRNGKey(1)),
                         out_shardings=replicated(mesh))
         self.state = build(params, variables.get("batch_stats", {}), mask)
@@ -111,11 +112,10 @@ class CompiledVariant:
         self.calls = 1
         self.losses = None
 
-    def compile(self) -> "CompiledVariant":
+    def compile(self) -> None:
         start = time.perf_counter()
         self.compiled = self.lowered.compile()
         self.compile_seconds = time.perf_counter() - start
-        return self
 
     def __call__(self) -> None:
         for _ in range(self.calls):

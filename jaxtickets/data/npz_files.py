@@ -135,7 +135,7 @@ def _open(path: str | os.PathLike[str]) -> np.lib.npyio.NpzFile:
     """The file's arrays, opened lazily (only the splits asked for are read).
 
     Raises:
-      ValueError: it is not an .npz archive (a single .npy array, a pickle, text).
+      ValueError: it is not an .npz archive (a single .npy array, or text).
     """
     try:
         data = np.load(path, allow_pickle=False)
