@@ -58,6 +58,10 @@ def base_config() -> ml_collections.ConfigDict:
     # 'bfloat16': the forward and backward passes compute in bf16; parameters, masks,
     # gradients, optimizer state and BN statistics stay float32 (mixed precision).
     c.model.compute_dtype = "float32"
+    # Weight (conv and dense kernel) initialization: 'default' keeps each model's own
+    # (models/*.py), or one initializer for every kernel (models/initializers.py), e.g.
+    # 'glorot_normal' for P2's ResNet-20.
+    c.model.init = "default"
 
     c.data = ml_collections.ConfigDict()
     c.data.dataset = "mnist"
@@ -76,6 +80,9 @@ def base_config() -> ml_collections.ConfigDict:
     # rotations (degrees, uniform in +- this) before the random-resized crop.
     c.data.image_size = 224
     c.data.rotation_degrees = 0.0
+    # Streamed datasets: colour jitter (brightness, contrast, saturation) on training
+    # images. Off: P0 App. A uses it for Exemplar and the 1% subsets only (per source).
+    c.data.color_jitter = False
 
     c.train = ml_collections.ConfigDict()
     c.train.batch_size = 60
@@ -112,6 +119,13 @@ def base_config() -> ml_collections.ConfigDict:
     c.pruning.mask0_action = "zero"     # P4 Sec. 4: zero, frozen_init or hybrid
     c.pruning.first_conv_layers = 0     # n > 0: only the first n conv layers (P0 Sec. 4.1)
     c.pruning.natural_zero_threshold = 1.1920928955078125e-07  # random_adjusted (P0 4.5)
+    # Control branches trained from scratch: from step 0 for the full train.duration with
+    # the schedule from its start (P3's RR and SDT), not from the rewind step like the
+    # ticket. Comma-separated names, e.g. 'random_reinit,small_dense'; '' for none.
+    c.pruning.controls_from_scratch = ""
+    # Independent draws of each random control branch per level (P2: three random
+    # reinitializations per trial), each its own run and row ('draw' 0..N-1).
+    c.pruning.control_draws = 1
 
     c.branches = "ticket,random_reinit"
 
@@ -161,6 +175,7 @@ def source_defaults() -> ml_collections.ConfigDict:
     s.augment = True           # False: no pad-crop/flip (P0's shuffled-label runs)
     s.pad_crop = -1            # -1: data.pad_crop (0 for a streamed dataset: host-cropped)
     s.flip = -1                # -1: data.flip (off for a streamed dataset); 0 off, 1 on
+    s.color_jitter = -1        # streamed: -1 data.color_jitter; 0 off, 1 on (P0 App. A)
     s.optimizer = ""
     s.learning_rate = 0.0
     s.weight_decay = -1.0
@@ -297,6 +312,24 @@ def parse_branches(spec: str, key: str = "branches", one_shot: bool = False) -> 
                           "trains it at every level); only a one-shot schedule may leave "
                           "it out")
     return names
+
+
+# Controls that start from weights of their own (a fresh initialization or theta_0)
+# rather than from the ticket's rewind weights, so they can train from scratch (step 0).
+SCRATCH_CAPABLE = ("random_reinit", "random_ticket", "random_ticket_local", "random_adjusted",
+                   "prune_at_init", "small_dense")
+
+
+def _check_controls_from_scratch(spec: str) -> None:
+    names = [b.strip() for b in spec.split(",") if b.strip()]
+    for name in names:
+        if name not in SCRATCH_CAPABLE:
+            raise ConfigError(f"pruning.controls_from_scratch: {name!r} cannot train from "
+                              f"scratch; choose from {SCRATCH_CAPABLE} (the others start "
+                              "from the ticket's rewind weights)")
+    if len(set(names)) != len(names):
+        raise ConfigError(f"pruning.controls_from_scratch: a branch is listed twice in "
+                          f"{spec!r}")
 
 
 def _rate(value: float, key: str) -> None:
@@ -454,6 +487,10 @@ def validate(config: ml_collections.ConfigDict) -> None:
     if p.first_conv_layers and not (p.prune.conv and "conv" in present):
         raise ConfigError(f"pruning.first_conv_layers: needs pruning.prune.conv=True and "
                           f"a model with conv layers (model.name={config.model.name!r})")
+    _check_controls_from_scratch(p.controls_from_scratch)
+    if p.control_draws < 1:
+        raise ConfigError(f"pruning.control_draws: must be >= 1 (draws of each random "
+                          f"control per level), got {p.control_draws}")
     if not 0.0 < p.natural_zero_threshold < 1.0:
         raise ConfigError(f"pruning.natural_zero_threshold: must lie in (0, 1), got "
                           f"{p.natural_zero_threshold}")
@@ -541,6 +578,9 @@ def _validate_source(config: ml_collections.ConfigDict, name: str) -> None:
                           f"got {s.pad_crop}")
     if s.flip not in (-1, 0, 1):
         raise ConfigError(f"{key}.flip: 1 (on), 0 (off) or -1 (data.flip); got {s.flip!r}")
+    if s.color_jitter not in (-1, 0, 1):
+        raise ConfigError(f"{key}.color_jitter: 1 (on), 0 (off) or -1 (data.color_jitter); "
+                          f"got {s.color_jitter!r}")
     if s.half not in HALVES:
         raise ConfigError(f"{key}.half: expected one of {HALVES}, got {s.half!r}")
     if s.rotations not in ROTATIONS:
@@ -626,15 +666,26 @@ def identity(config: ml_collections.ConfigDict) -> str:
 # left out of the identity while they hold it, so those workdirs still resume. Any other
 # value changes the hash, as every key does.
 ADDED_LATER = {"model.compute_dtype": "float32", "data.image_size": 224,
-               "data.rotation_degrees": 0.0, "data.npz_file": ""}
-ADDED_LATER_SOURCE = {"pad_crop": -1, "flip": -1}  # generation.NAME.*
+               "data.rotation_degrees": 0.0, "data.npz_file": "", "model.init": "default",
+               "pruning.controls_from_scratch": "", "pruning.control_draws": 1,
+               "data.color_jitter": False}
+ADDED_LATER_SOURCE = {"pad_crop": -1, "flip": -1, "color_jitter": -1}  # generation.NAME.*
+# Streamed training images were colour-jittered before data.color_jitter existed (its
+# default now is off), so for a streamed dataset the key always enters the identity and
+# an older streamed workdir is a different experiment; in-memory datasets never jittered.
+JITTER_ALWAYS_HASHED = STREAMED_CLASSES
 
 
 def canonical_json(config: ml_collections.ConfigDict) -> str:
     data = config.to_dict()
     data.pop(RUNTIME_KEY, None)
+    datasets = [data.get("data", {}).get("dataset")] + [
+        s.get("dataset") for s in data.get("generation", {}).values()]
+    streamed = any(d in JITTER_ALWAYS_HASHED for d in datasets)
     for dotted, neutral in ADDED_LATER.items():
         group, key = dotted.split(".")
+        if dotted == "data.color_jitter" and streamed:
+            continue
         if data.get(group, {}).get(key, neutral) == neutral:
             data.get(group, {}).pop(key, None)
     for source in data.get("generation", {}).values():
