@@ -47,15 +47,22 @@ Recipes (P0 App. A; SGD with momentum 0.9 unless said; total batch; x0.1 at the 
     140/160/180; loss = labelled cross-entropy + RotNet on all images, 1:1;
   places365 (places365_small, 365 classes): 90 ep, 2048, LR 0.1, WD 1e-4, 50/65/80;
   cifar10 (P0's CIFAR-10 labels recipe, on ResNet-50 at 32 x 32): Adam 1e-3, 160 ep,
-    batch 512, WD 1e-4, 80/120, 2-pixel pad-crop and flips, rewind 1 epoch.
+    batch 512, WD 1e-4, 80/120, 2-pixel pad-crop and flips, rewind 1 epoch, on all
+    50,000 training images (no split is held out of any dataset here).
 Rewind: 3 x 1.28M = 3,840,000 images seen for every ImageNet-scale source (P0 App. B,
 Table 1): in its own batch, 30 epochs of 10% ImageNet. fig7 adds 10% ImageNet sources
 rewound at 3 epochs, 3.3% of training and 2,500 steps (the 3.84M-image one is
 samples10). Subsets are drawn per class with a seed shared by all replicates; 1% of the
 classes are the first 10 of the same draw as 10% and 30%, so the subsets nest. A
 streamed split's labels are read once into <workdir>/label_index/ (data/label_index.py).
-The host augmentation (random-resized crops, flips, colour jitter) is used by every
-ImageNet and Places365 source, so 1%'s "random colour augmentation" is always on.
+The host augmentation of every ImageNet and Places365 source is random-resized crops and
+flips; the 1% sources (samples1, classes1) add colour jitter (P0 App. A: "random color
+data augmentation", following S4L), no other source does. Pruning, levels, rewind units
+and the evaluation are configs/imagenet_rotnet.py's: every convolution pruned, ResNet-50's
+1x1 downsampling ones included, and no validation split.
+
+Deviations from P0: the colour jitter's strengths (brightness, contrast, saturation in
+1 +- 0.4, data/augment.py) are an assumption: P0 does not give S4L's values.
 
 Arguments after the colon: [SOURCE,...][,fig7][,smoke]; SOURCE any of samples30,
 samples10, samples1, classes30, classes10, classes1, semisup, places365, cifar10,
@@ -75,13 +82,13 @@ SOURCES = {
     "samples10": {"sample_fraction": 0.1, "batch_size": 768, "learning_rate": 0.1,
                   "weight_decay": 1e-3, **LONG},
     "samples1": {"sample_fraction": 0.01, "batch_size": 768, "learning_rate": 0.1,
-                 "weight_decay": 1e-3, **LONGEST},
+                 "weight_decay": 1e-3, "color_jitter": 1, **LONGEST},
     "classes30": {"class_fraction": 0.3, "batch_size": 1536, "learning_rate": 0.03,
                   "weight_decay": 1e-3, **LONG},
     "classes10": {"class_fraction": 0.1, "batch_size": 768, "learning_rate": 0.3,
                   "weight_decay": 3e-4, **LONG},
     "classes1": {"class_fraction": 0.01, "batch_size": 768, "learning_rate": 0.01,
-                 "weight_decay": 3e-3, **LONGEST},
+                 "weight_decay": 3e-3, "color_jitter": 1, **LONGEST},
     "semisup": {"task": "semisup", "labelled_fraction": 0.1, "batch_size": 2048,
                 "learning_rate": 0.1, "weight_decay": 3e-4, **LONG},
     "places365": {"dataset": "places365_small", "batch_size": 2048, "learning_rate": 0.1,

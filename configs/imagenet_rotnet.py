@@ -36,12 +36,15 @@ Recipes (P0 App. A, SGD with momentum 0.9; presets.P0_IMAGENET_RECIPES):
   AlexNet    labels (= evaluation): 90 ep, batch 4096, LR 0.4, WD 1e-4, x0.1 at 30/60;
              rotnet: 90 ep, 8192, LR 0.5, 2 warm-up epochs, WD 1e-5, x0.1 at 30/60;
              exemplar: 30 ep, 4096, LR 0.1, WD 1e-4, x0.1 at 20.
-Augmentation: random-resized crops, flips and colour jitter on the host
-(data/augment.py); Exemplar adds its own colour jitter and +-20 degree rotations on the
-device (tasks/exemplar.py). Rewind: 3 x 1.28M = 3,840,000 images seen (P0 App. B),
-converted with each source's own batch. Global pruning of 20% per level, output layer
-unpruned, evaluation at P1's levels ('morcos'). 10,000 training images are held out
-for early stopping; the test split is ImageNet val. Layerwise tickets (P0 Figs. 2, 8):
+Augmentation: random-resized crops and flips on the host (data/augment.py), no colour
+jitter (P0 App. A: colour augmentation for Exemplar and the 1% subsets only); Exemplar
+adds its own colour jitter and +-20 degree rotations on the device (tasks/exemplar.py).
+Rewind: 3 x 1.28M = 3,840,000 images seen (P0 App. B), converted with each source's own
+batch. Global pruning of 20% per level over every convolution, ResNet-50's 1x1
+downsampling convolutions included (P0 leaves only the output layer and BatchNorm
+unpruned), evaluation at P1's levels ('morcos'). Every training image is trained on (no
+validation split): a run reports its last evaluation, at the end of training, on the
+test split, ImageNet val, as P0 does. Layerwise tickets (P0 Figs. 2, 8):
 add `--config.pruning.first_conv_layers=11` (24, 43; AlexNet 1, 3, 5).
 The limited-supervision sources (1/10/30% of the images or classes, S4L, Places365 and
 CIFAR-10 tickets) are in configs/imagenet_limited.py.
@@ -49,6 +52,10 @@ CIFAR-10 tickets) are in configs/imagenet_limited.py.
 Arguments after the colon: [SOURCE,...][,alexnet][,smoke]; SOURCE any of labels, rotnet,
 exemplar (default all three); alexnet: P0's AlexNet runs (Table 5) instead of
 ResNet-50; smoke: a seconds-long CPU run for tests (16-pixel crops, batch 8, 1 level).
+
+Deviations from P0: none known in the recipes. P0 trains on 16 GPUs with batch
+statistics per GPU (96 images each); one BatchNorm over the whole batch of 1536 here
+computes the statistics over more images, which can move accuracy slightly.
 """
 
 from jaxtickets.config_schema import base_config

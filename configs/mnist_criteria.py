@@ -8,7 +8,7 @@ Command (prepare the TFDS data once, see README):
   python -m jaxtickets.report --workdir runs/mnist_criteria --out runs/mnist_criteria/report
 Hardware: this 2-core CPU. Time: see the README (P4 controls section); `:smoke` runs in
   about two minutes on the embedded subset.
-Expected (issue 4, P4's orderings at about 5% remaining): large_final and
+Expected (P4's orderings at about 5% remaining): large_final and
   magnitude_increase above random, small_final and small_init below it; reshuffle and
   constant with the init sign close to rewind and above their sign-free versions;
   the hybrid mask-0 action at least as good as zero.

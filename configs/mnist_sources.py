@@ -8,8 +8,8 @@ Command (prepare the TFDS data once, see README):
   python -m jaxtickets.report --workdir runs/mnist_sources --out runs/mnist_sources/report
 Hardware: this 2-core CPU. Time: 5,168 s for the 3 replicates (sharing the CPU with
   another job); `:smoke` runs in about a minute on the embedded subset.
-Expected (issue 3): at <= 5% of weights remaining, labels and rotnet tickets beat the
-  random ticket by more than 2 s.e.; shuffled-label tickets do not.
+Expected (P0's finding at CPU scale): at <= 5% of weights remaining, labels and rotnet
+  tickets beat the random ticket by more than 2 s.e.; shuffled-label tickets do not.
 
 Protocol (P0 Sec. 3.2 scaled down): global magnitude pruning of 20% per level with the
 output layer unpruned; late rewinding to 12,000 examples seen (in each source's own

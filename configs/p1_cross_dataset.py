@@ -30,9 +30,16 @@ has other classes (P1 Sec. 3.3); late resetting to 1 epoch of each small source'
 training, 3 epochs for ImageNet and Places365; 'morcos' evaluation levels; 6 seeds.
 Between small datasets, source images are brought to the target's input shape (grey
 to RGB, resized: data/selections.py); ImageNet and Places365 keep their 224-pixel
-crops and the small datasets their own size (the models pool globally). 5,000
-training images of each small dataset are held out for early stopping, 10,000 of the
-large ones. Following P1, the large targets take only the large sources.
+crops and the small datasets their own size (the models pool globally). Every training
+image of every dataset is trained on (no validation split): a run reports its last
+evaluation, at the end of training, as P1 does. ResNet-50's 1x1 downsampling
+convolutions are pruned with the other convolutions (P1 pools all layers but the
+output, which it re-initializes). Following P1, the large targets take only the large
+sources.
+
+Deviations from P1: the host augmentation of ImageNet and Places365 (random-resized
+crops and flips, no colour jitter) is the usual torchvision recipe; P1 does not state
+its own.
 
 Arguments after the colon: TARGET[,resnet50][,small][,smoke]; TARGET one of
 fashion_mnist, svhn_cropped, cifar10, cifar100, imagenet2012, places365_small.
@@ -65,10 +72,10 @@ def get_config(arg: str | None = None):
     config.train.momentum = 0.9
     if "resnet50" in flags:
         config.model.name = "resnet50"
+        config.pruning.prune.shortcut = True  # P1 pools every layer but the output
         config.train.duration = "90ep"
         config.train.decay_at = "50ep,65ep,80ep"
     if target in LARGE:  # streamed: cropped and flipped on the host
-        config.data.validation_size = 10000
         config.data.pad_crop, config.data.flip = 0, False
         config.pruning.rewind = LARGE_REWIND
         config.train.eval_every = config.train.checkpoint_every = "1ep"

@@ -16,6 +16,11 @@ Recipe (P1 App. A): batch 512, 160 epochs, LR x0.1 at epochs 80 and 120; SGD 0.1
 momentum 0.9, weight decay 1e-4; Adam 3e-4, weight decay 1e-4; global pruning 20% per
 level for 30 levels, output layer unpruned; late resetting to 1 epoch; evaluation at
 'morcos' levels; 6 seeds; random ticket = globally permuted mask with fresh weights.
+Every training image is trained on (no validation split; each CIFAR-10 half is 25,000
+images); a run reports its last evaluation, at the end of training.
+
+Deviations from P1: none known. P1 does not name the cross-optimizer dataset; CIFAR-10
+is the one its other VGG-19 experiments use.
 
 Arguments after the colon: halves | sgd_to_adam | adam_to_sgd, each optionally ,smoke.
 """

@@ -10,10 +10,12 @@ Commands (prepare CIFAR-10 in TFDS once: `make prepare-data`; one workdir per va
   python -m jaxtickets.main --config=configs/p2_deep_cifar.py:resnet20,warmup \
       --workdir=runs/p2_r20_warm
   python -m jaxtickets.report --workdir runs/p2_vgg_warm --out runs/p2_vgg_warm/report
-Hardware: one GPU. Time (estimate, not measured here: no accelerator was lent): VGG-19
-  runs 112,480 iterations per training, ResNet-20 30,000; each level trains the ticket
-  and its reinit: ~31 VGG-19 levels x 2 x ~1.5 GPU-hours, ~16 ResNet-20 levels x 2 x
-  ~20 GPU-minutes; 2 seeds.
+Hardware: one GPU. Time (estimate from BENCHMARKS.md section 9's H200 step rates, VGG-19
+  345 and ResNet-20 392 steps/s, not a measured run): VGG-19 runs 112,480 iterations
+  per training (~5.4 min), ResNet-20 30,000 (~1.3 min); a trial trains every level's
+  ticket and 3 reinits at each pruned level: VGG-19 33 + 96 runs, ~12 GPU-hours,
+  ResNet-20 15 + 42 runs, ~1.2 GPU-hours; 5 trials. `--config.num_replicates=1
+  --config.pruning.control_draws=1` is a fifth and a third of that.
 Expected (P2 Sec. 4; test accuracy, the text's numbers):
   VGG-19: at LR 0.1 no tickets (no better than reinit); at 0.01 within 1 pp of the dense
     network while >= 3.5% of the weights remain; at 0.1 with 10,000 warm-up iterations
@@ -31,23 +33,29 @@ Recipes (P2 App. I.2-I.3; SGD momentum 0.9, weight decay 1e-4, pad-4 crops and f
     al.), 0.01, or 'warmup': 0.03 after 20,000 warm-up iterations.
 Global pruning of the convolutions, 20% per level (P2's rule: the output layer and the
 ResNet's 1x1 downsampling convolutions unpruned), reset to theta_0 (P2: no late
-resetting), every level evaluated; VGG-19 to 0.1% remaining (31 levels), ResNet-20 to
-5.5% (13 levels). P2 reports test accuracy at fixed iterations (VGG-19 30K/60K/112K,
-ResNet-20 10K/20K/30K): each run's history holds them (evaluated every 2,000).
+resetting), every level evaluated; to the last point of Figs. 7-8: VGG-19 0.1% remaining
+(32 levels), ResNet-20 5.5% (14 levels; P2's percentages count the unpruned weights).
+5 trials with 3 random reinits per trial and level. P2 reports test accuracy at fixed
+iterations (VGG-19 30K/60K/112K, ResNet-20 10K/20K/30K): each run's history holds them
+(evaluated every 2,000).
 Layer-wise pruning (P2 App. I.1): `--config.pruning.method=layerwise`.
 
 Arguments after the colon: MODEL[,LR][,smoke]; MODEL vgg19 or resnet20; LR 0.1
 (default), 0.01 or warmup; smoke: a CPU run of seconds on 200 images (tests).
+
+Deviations from P2: none in the recipe (P2 App. I.3 also trains on 45,000 images and
+holds 5,000 out). Figs. 7-8 do not give their counts of trials and reinits; these are
+P2's main-body counts (5 trials; 3 reinits per trial, Figs. 4-5).
 """
 
 from jaxtickets.config_schema import base_config
 from jaxtickets.experiment.presets import shrink_to_smoke
 
 RECIPES = {  # LR variant -> (learning rate, warm-up), per model
-    "vgg19": {"batch": 64, "duration": "160ep", "decay_at": "80ep,120ep", "levels": 31,
+    "vgg19": {"batch": 64, "duration": "160ep", "decay_at": "80ep,120ep", "levels": 32,
               "lr": {"0.1": (0.1, "0st"), "0.01": (0.01, "0st"), "warmup": (0.1, "10000st")}},
     "resnet20": {"batch": 128, "duration": "30000st", "decay_at": "20000st,25000st",
-                 "levels": 13,
+                 "levels": 14,
                  "lr": {"0.1": (0.1, "0st"), "0.01": (0.01, "0st"), "warmup": (0.03, "20000st")}},
 }
 
@@ -65,7 +73,7 @@ def get_config(arg: str | None = None):
     recipe = RECIPES[model]
     lr, warmup = recipe["lr"][variant]
     config = base_config()
-    config.num_replicates = 2
+    config.num_replicates = 5
     config.model.name = model
     config.data.dataset = "cifar10"
     config.data.source = "tfds"
@@ -89,9 +97,11 @@ def get_config(arg: str | None = None):
     config.pruning.prune.output = False
     config.pruning.levels = recipe["levels"]
     config.pruning.rewind = "0st"
+    config.pruning.control_draws = 3
     config.branches = "ticket,random_reinit"
     if smoke:
         shrink_to_smoke(config)
+        config.pruning.control_draws = 1
         config.train.warmup = "5st" if warmup != "0st" else "0st"
         config.pruning.rewind = "0st"
         config.pruning.evaluate_levels = "all"

@@ -22,8 +22,15 @@ decay 5e-4, x0.1 at epochs 80 and 120, no warmup except VGG-16 (75 epochs); glob
 magnitude pruning of the convolutions (1x1 shortcuts and the output unpruned; for
 MobileNet-v1 the depthwise and pointwise convolutions alike), 20% per level, 14 levels
 (95.6% sparsity); OMP prunes the dense network at once to each IMP level's density.
-Pad-4 crops and flips. Controls at levels 2, 4, 7, 10, 14. configs/p3_resnet20.py is
-the ResNet-20 / CIFAR-10 case with its learning-rate study (P3 App. A).
+Pad-4 crops and flips. Controls at levels 2, 4, 7, 10, 14; RR and SDT train from scratch
+for the full 160 epochs (P3 App. B), WR tickets 160 - 8. Every training image is trained
+on (no validation split): a run reports its last evaluation, at the end of training.
+MobileNet-v1 keeps a stride-1 stem on 32-pixel images (the CIFAR variant: a 2x2 final
+map; the ImageNet stem would leave 1x1). configs/p3_resnet20.py is the ResNet-20 /
+CIFAR-10 case with its learning-rate study (P3 App. A).
+
+Deviations from P3: P3 gives no base learning rate for these networks (0.1 by default);
+2 seeds; 1x1 shortcuts unpruned (the appendix does not say).
 
 Arguments after the colon: MODEL,DATASET[,LR][,wr][,smoke]; MODEL one of resnet20,
 resnet32, mobilenet_v1, resnet18, vgg16; DATASET cifar10 or cifar100; LR default 0.1

@@ -18,7 +18,14 @@ Protocol (P3 Table E.1): 160 epochs, batch 64, SGD momentum 0.9, weight decay 5e
 step decay x0.1 at epochs 80 and 120, no warmup; global magnitude pruning over the
 convolutions (P2's rule: 1x1 shortcuts and the output layer unpruned), 20% per level,
 14 levels (95.6% sparsity); OMP prunes the dense network at once to each IMP level's
-density. Augmentation: pad-4 crop and flip. Controls at levels 2, 4, 7, 10, 14.
+density. Augmentation: pad-4 crop and flip. Controls at levels 2, 4, 7, 10, 14. RR and
+SDT train from scratch for the full 160 epochs (P3 App. B: theta'_0 * m and the small
+dense network trained T), WR tickets 160 - 8. Every training image is trained on (no
+validation split): a run reports its last evaluation, as P3 reports test accuracy
+after T epochs.
+
+Deviations from P3: 2 seeds (P3's count is not in its appendix); the 1x1 shortcuts stay
+unpruned (P2's rule for this network; the appendix does not say).
 
 Arguments after the colon: the learning rate (default 0.1), optionally ',wr' (rewind to
 epoch 8 of 160, P3's ~5%) and ',smoke'. The other networks of P3's CIFAR study are in

@@ -27,6 +27,7 @@ from jaxtickets.experiment.driver import convert_durations
 
 # (file, argument) for every shipped config.
 SHIPPED = [("mnist_lenet", None), ("mnist_lenet", "demo"), ("mnist_lenet", "smoke"),
+           ("mnist_p2_controls", "fig4c"),
            ("cifar10_conv", "conv2"), ("cifar10_conv", "conv4"), ("cifar10_conv", "conv6"),
            ("cifar10_conv", "conv2,smoke"), ("cifar10_conv", "conv4,smoke"),
            ("cifar10_conv", "conv6,smoke"), ("cifar10_conv", "smoke"),

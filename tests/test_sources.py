@@ -189,7 +189,8 @@ def test_p1_and_p0_paper_scale_configs_validate_and_convert():
             validate(config)
             for source in config.generation.keys():
                 s = config.generation[source]
-                images = 45_000 if not config.data.train_size else config.data.train_size
+                images = (50_000 - config.data.validation_size if not config.data.train_size
+                          else config.data.train_size)
                 images = int(images * s.sample_fraction / (2 if s.half else 1))
                 convert_recipe(source_recipe(config, source), images, f"generation.{source}")
     sgd = load_config("p1_transfer", "sgd_to_adam")

@@ -24,14 +24,16 @@ P0_CPU_SOURCES = {
 def p1_vgg19(config: ml_collections.ConfigDict, dataset: str) -> None:
     """P1's VGG-19 protocol (App. A.1) on a small dataset (configs/p1_cross_dataset.py
     adapts it to the streamed ImageNet and Places365 targets): batch 512, 160 epochs,
-    LR x0.1 at 80 and 120, weight decay 1e-4, pad-crop 4 and flips, 5,000 images held out;
-    global pruning 20% per level for 30 levels, output unpruned, late reset to 1 epoch,
-    'morcos' levels, 6 seeds. The optimizer is the config's to choose."""
+    LR x0.1 at 80 and 120, weight decay 1e-4, pad-crop 4 and flips, every training image
+    trained on (no validation split: P1 reports the end of training, and its CIFAR-10
+    halves are 25,000 images each); global pruning 20% per level for 30 levels, output
+    unpruned, late reset to 1 epoch, 'morcos' levels, 6 seeds. The optimizer is the
+    config's to choose."""
     config.num_replicates = 6
     config.model.name = "vgg19"
     config.data.dataset = dataset
     config.data.source = "tfds"
-    config.data.validation_size = 5000
+    config.data.validation_size = 0
     config.data.pad_crop = 4
     config.data.flip = True
     config.train.batch_size = 512
@@ -157,16 +159,18 @@ P0_IMAGENET_REWIND = "3840000ex"  # 3 x 1.28M images seen, for every source (P0 
 
 def p0_imagenet(config: ml_collections.ConfigDict, model: str = "resnet50") -> None:
     """P0's ImageNet protocol: `model` trained on full ImageNet labels with App. A's
-    labels recipe as the evaluation, 30 levels of global 20% pruning (output unpruned),
-    late reset to 3 x 1.28M images, P1's evaluated levels, 3 seeds, 224-pixel crops,
-    10,000 training images held out for early stopping."""
+    labels recipe as the evaluation, 30 levels of global 20% pruning of every
+    convolution (ResNet-50's 1x1 downsampling ones included; the output unpruned, as
+    P0), late reset to 3 x 1.28M images, P1's evaluated levels, 3 seeds, 224-pixel
+    crops, every training image trained on (no validation split: P0 reports the end of
+    training on ImageNet val, and a CIFAR-10 source then trains on all its 50,000)."""
     recipe = P0_IMAGENET_RECIPES[model]["labels"]
     config.num_replicates = 3
     config.model.name = model
     config.model.dropout = 0.5 if model == "alexnet" else 0.0  # torchvision's AlexNet
     config.data.dataset = "imagenet2012"
     config.data.source = "tfds"
-    config.data.validation_size = 10000
+    config.data.validation_size = 0
     config.data.image_size = 224
     config.train.batch_size = recipe["batch_size"]
     config.train.duration = recipe["duration"]
@@ -182,6 +186,7 @@ def p0_imagenet(config: ml_collections.ConfigDict, model: str = "resnet50") -> N
     config.pruning.method = "global"
     config.pruning.rate = 0.2
     config.pruning.prune.output = False
+    config.pruning.prune.shortcut = True
     config.pruning.levels = 30
     config.pruning.rewind = P0_IMAGENET_REWIND
     config.pruning.evaluate_levels = "morcos"
@@ -220,13 +225,16 @@ def p3_trajectories(config: ml_collections.ConfigDict, levels: int,
     """P3's two masks per run: IMP ('imp') and OMP ('omp': the dense network pruned at
     once to each IMP level's density), global magnitude pruning of the convolutions
     (1x1 shortcuts and the output unpruned), 20% per level, each evaluated with random
-    reinit and the small-dense network. The rewind (LT: 0, WR: ~5%) is the config's."""
+    reinit and the small-dense network, both trained from scratch for the full duration
+    (P3 App. B: RR is theta'_0 * m trained T, SDT trained T, while a rewound ticket
+    trains T - t). The rewind (LT: 0, WR: ~5%) is the config's."""
     config.pruning.method = "global"
     config.pruning.rate = 0.2
     config.pruning.prune.dense = False
     config.pruning.prune.output = False
     config.pruning.levels = levels
     config.pruning.evaluate_levels = evaluate_levels
+    config.pruning.controls_from_scratch = "random_reinit,small_dense"
     config.branches = "ticket"
     add_source(config, "imp", branches=P3_CONTROLS)
     add_source(config, "omp", schedule="one_shot", branches=P3_CONTROLS)
@@ -236,13 +244,15 @@ def p3_cifar(config: ml_collections.ConfigDict, model: str, dataset: str,
              learning_rate: float, rewinding: bool, smoke: bool = False) -> None:
     """P3 Table E.1's CIFAR protocol: 160 epochs, batch 64, SGD momentum 0.9, weight
     decay 5e-4, x0.1 at epochs 80 and 120, warmup only for VGG-16 (75 epochs), pad-4
-    crops and flips, 2 seeds; IMP and OMP over 14 levels (p3_trajectories), LT or WR
-    (rewind to epoch 8). smoke: minutes on 1,000 CPU images, 2 levels."""
+    crops and flips, 2 seeds, every training image trained on (no validation split: P3
+    reports test accuracy after T epochs, the last evaluation); IMP and OMP over 14
+    levels (p3_trajectories), LT or WR (rewind to epoch 8). smoke: minutes on 1,000 CPU
+    images, 2 levels."""
     config.num_replicates = 2
     config.model.name = model
     config.data.dataset = dataset
     config.data.source = "tfds"
-    config.data.validation_size = 5000
+    config.data.validation_size = 0
     config.data.pad_crop = 4
     config.data.flip = True
     config.train.batch_size = 64
