@@ -39,6 +39,9 @@ resetting), every level evaluated; to the last point of Figs. 7-8: VGG-19 0.1% r
 iterations (VGG-19 30K/60K/112K, ResNet-20 10K/20K/30K): each run's history holds them
 (evaluated every 2,000).
 Layer-wise pruning (P2 App. I.1): `--config.pruning.method=layerwise`.
+Init: the ResNet-20 draws every kernel (convs, 1x1 shortcuts, output) from Gaussian
+Glorot, as P2 App. I states (the model's own default is He normal); VGG-19's own init
+is already Gaussian Glorot.
 
 Arguments after the colon: MODEL[,LR][,smoke]; MODEL vgg19 or resnet20; LR 0.1
 (default), 0.01 or warmup; smoke: a CPU run of seconds on 200 images (tests).
@@ -75,6 +78,7 @@ def get_config(arg: str | None = None):
     config = base_config()
     config.num_replicates = 5
     config.model.name = model
+    config.model.init = "glorot_normal" if model == "resnet20" else "default"
     config.data.dataset = "cifar10"
     config.data.source = "tfds"
     config.data.validation_size = 5000

@@ -23,6 +23,7 @@ from jaxtickets.data.datasets import (NORMALIZE_MODES, NUM_CLASSES, STREAMED_CLA
                                       input_shape)
 from jaxtickets.data.selections import HALVES
 from jaxtickets.models import abstract_variables, create_model, model_names
+from jaxtickets.models.initializers import init_names
 from jaxtickets.sparsity.masks import kernel_kind
 from jaxtickets.tasks import ROTATIONS, TASKS
 from jaxtickets.training.optimizers import OPTIMIZERS
@@ -68,7 +69,10 @@ def base_config() -> ml_collections.ConfigDict:
     c.data.source = "tfds"          # 'embedded': the MNIST subset shipped in the package
     c.data.data_dir = ""            # TFDS data dir; '' means TFDS's default
     c.data.npz_file = ""            # source 'npz': .npz with x_/jpeg_ train/test (no TFDS)
-    c.data.validation_size = 5000   # held out of train for early stopping (P2)
+    # Training images held out for early stopping (P2: 5000). 0: none held out (P0, P1,
+    # P3 train on every image): no validation pass, early stopping takes the last
+    # evaluation, and each summary's early_stop_basis says which rule chose.
+    c.data.validation_size = 5000
     c.data.train_size = 0           # 0: all remaining training images; else a seeded subset
     c.data.test_size = 0            # 0: the whole test split
     c.data.split_seed = 0           # the held-out split is shared by all replicates
@@ -80,8 +84,10 @@ def base_config() -> ml_collections.ConfigDict:
     # rotations (degrees, uniform in +- this) before the random-resized crop.
     c.data.image_size = 224
     c.data.rotation_degrees = 0.0
-    # Streamed datasets: colour jitter (brightness, contrast, saturation) on training
-    # images. Off: P0 App. A uses it for Exemplar and the 1% subsets only (per source).
+    # Streamed datasets: colour jitter (brightness, contrast, saturation; data/augment.py)
+    # on the evaluation's training images, and on a source's unless it sets its own; never
+    # on evaluation images, nor on in-memory datasets (augmented on the device). Off: P0
+    # App. A jitters the 1% subsets only (per source; Exemplar jitters on the device).
     c.data.color_jitter = False
 
     c.train = ml_collections.ConfigDict()
@@ -175,7 +181,7 @@ def source_defaults() -> ml_collections.ConfigDict:
     s.augment = True           # False: no pad-crop/flip (P0's shuffled-label runs)
     s.pad_crop = -1            # -1: data.pad_crop (0 for a streamed dataset: host-cropped)
     s.flip = -1                # -1: data.flip (off for a streamed dataset); 0 off, 1 on
-    s.color_jitter = -1        # streamed: -1 data.color_jitter; 0 off, 1 on (P0 App. A)
+    s.color_jitter = -1        # streamed training images: -1 data.color_jitter; 0 off, 1 on
     s.optimizer = ""
     s.learning_rate = 0.0
     s.weight_decay = -1.0
@@ -397,6 +403,9 @@ def validate(config: ml_collections.ConfigDict) -> None:
                           f"choose one of {model_names()}")
     if not 0.0 <= config.model.dropout < 1.0:
         raise ConfigError(f"model.dropout: must lie in [0, 1), got {config.model.dropout}")
+    if config.model.init not in init_names():
+        raise ConfigError(f"model.init: unknown initializer {config.model.init!r}; "
+                          f"choose one of {init_names()}")
     if config.data.dataset not in DATASETS:
         raise ConfigError(f"data.dataset: unknown dataset {config.data.dataset!r}; "
                           f"choose one of {DATASETS}")
@@ -423,9 +432,6 @@ def validate(config: ml_collections.ConfigDict) -> None:
     if config.model.compute_dtype not in COMPUTE_DTYPES:
         raise ConfigError(f"model.compute_dtype: expected one of {COMPUTE_DTYPES}, got "
                           f"{config.model.compute_dtype!r}")
-    if config.data.validation_size == 0:
-        raise ConfigError("data.validation_size: early stopping needs a held-out "
-                          "validation set (P2 uses 5000)")
     if config.num_replicates < 1:
         raise ConfigError(f"num_replicates: must be >= 1, got {config.num_replicates}")
     t = config.train
@@ -504,6 +510,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
             p.schedule == "one_shot"):
         _check_one_shot(p, present)
     _validate_supermask(config)
+    _check_color_jitter(config)
     if config.data.dataset in STREAMED_CLASSES:
         _validate_streamed(config)
     if config.runtime.reader_threads < 0:
@@ -538,6 +545,27 @@ def _validate_npz_file(d: ml_collections.ConfigDict) -> None:
     if not os.path.isfile(d.npz_file):
         raise ConfigError(f"data.npz_file: no such file {d.npz_file!r} "
                           "(data.source='npz')")
+
+
+def _check_color_jitter(config: ml_collections.ConfigDict) -> None:
+    """Colour jitter is host augmentation of streamed images (data/augment.py): asked for
+    where no streamed training split would use it, it would change nothing, silently."""
+    d = config.data
+    for name, s in config.generation.items():
+        dataset = s.dataset or d.dataset
+        if s.color_jitter == 1 and dataset not in STREAMED_CLASSES:
+            raise ConfigError(
+                f"generation.{name}.color_jitter: colour jitter augments streamed datasets "
+                f"({', '.join(STREAMED_CLASSES)}) on the host; this source trains on "
+                f"{dataset}, in memory, augmented on the device (pad_crop, flip); set 0 or -1")
+    inheriting = [d.dataset] + [s.dataset or d.dataset for s in config.generation.values()
+                                if s.color_jitter < 0]
+    if d.color_jitter and not any(x in STREAMED_CLASSES for x in inheriting):
+        raise ConfigError(
+            f"data.color_jitter: colour jitter augments streamed datasets "
+            f"({', '.join(STREAMED_CLASSES)}) on the host, and no training split that "
+            f"follows this key is streamed (data.dataset={d.dataset!r}); in-memory datasets "
+            "are augmented on the device (pad_crop, flip); set it to False")
 
 
 def _validate_streamed(config: ml_collections.ConfigDict) -> None:

@@ -53,10 +53,25 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def _ylabel(metric: str) -> str:
+def _ylabel(metric: str, basis: str = "") -> str:
+    """The metric's axis label; `basis` names the early-stopping rule where it is not
+    P2's minimum validation loss (runs without a validation split stop at the last
+    evaluation, so their 'early stop' is the end of training)."""
     if metric == "early_stop_test_accuracy":
-        return "test accuracy at early stop (%)"
+        return f"test accuracy at early stop{f' ({basis})' if basis else ''} (%)"
     return f"{metric} (%)" if tables.is_percent(metric) else metric
+
+
+def _early_stop_note(runs: Sequence[aggregate.Run], metric: str) -> str:
+    """A table note for early_stop_* metrics of runs without a validation split, whose
+    early stop is the last evaluation; none where every run chose by validation loss
+    (P2's rule, the one the README describes)."""
+    if not metric.startswith("early_stop_") or aggregate.early_stop_bases(runs) == [
+            aggregate.VALIDATION_LOSS]:
+        return ""
+    return (f"Early stop: {aggregate.describe_early_stop(runs)} (`early_stop_basis`): a run "
+            "without a validation split (data.validation_size = 0) stops at its last "
+            "evaluation.\n")
 
 
 def make_report(workdirs: Sequence[str], out: str | pathlib.Path,
@@ -91,7 +106,8 @@ def make_report(workdirs: Sequence[str], out: str | pathlib.Path,
     out = pathlib.Path(out)
     out.mkdir(parents=True, exist_ok=True)
     paths = {name: out / name for name in OUTPUTS}
-    paths["table.md"].write_text(tables.markdown_table(cells, metric, sources))
+    paths["table.md"].write_text(tables.markdown_table(cells, metric, sources)
+                                 + _early_stop_note(runs, metric))
     paths["table.csv"].write_text(tables.cells_csv(cells, metric))
     paths["compute.md"].write_text(tables.compute_markdown(computes, sources))
     paths["compute.csv"].write_text(tables.compute_csv(computes))
@@ -99,11 +115,14 @@ def make_report(workdirs: Sequence[str], out: str | pathlib.Path,
         paths[name] = out / name
         paths[name].write_text(text)
     scale = 100.0 if tables.is_percent(metric) else 1.0
-    plots.plot_vs_remaining(cells, paths["accuracy_vs_remaining.png"], ylabel=_ylabel(metric),
+    basis = aggregate.describe_early_stop(runs)
+    p2_rule = aggregate.early_stop_bases(runs) == [aggregate.VALIDATION_LOSS]
+    plots.plot_vs_remaining(cells, paths["accuracy_vs_remaining.png"],
+                            ylabel=_ylabel(metric, "" if p2_rule else basis),
                             title=metric, scale=scale, band=band)
     stop_cells = aggregate.aggregate(runs, EARLY_STOP_KEY)
     plots.plot_vs_remaining(stop_cells, paths["early_stop_vs_remaining.png"],
-                            ylabel="early-stop step (min. validation loss)",
+                            ylabel=f"early-stop step ({basis})",
                             title=EARLY_STOP_KEY, band=band)
     return paths
 

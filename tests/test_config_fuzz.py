@@ -175,7 +175,6 @@ def out_of_range(data: dict) -> dict[str, st.SearchStrategy]:
            if type(get(data, key)) is int}  # sizes, counts, seeds: all must be >= 0
     for key in ("num_replicates", "train.batch_size", "train.eval_batch_size"):
         out[key] = st.integers(max_value=0)
-    out["data.validation_size"] = st.integers(max_value=0)
     out["seed"] = negative | st.integers(min_value=2 ** 32)  # jax keys keep 32 bits
     out["data.split_seed"] = negative | st.integers(min_value=2 ** 32)
     outside_0_1 = numbers_at_or_below(0, inclusive=False) | numbers_at_or_above(1) | NAN_INF

@@ -80,7 +80,7 @@ def test_valid_variants(changes):
     ({"data.normalize": "minmax"}, "data.normalize"),
     ({"runtime.cpu_convolutions": "onednn"}, "runtime.cpu_convolutions"),
     ({"branches": "ticket,reinit"}, "branches"),
-    ({"data.validation_size": 0}, "data.validation_size"),
+    ({"data.validation_size": -1}, "data.validation_size"),  # 0: no validation split
     ({"data.source": "embedded", "data.dataset": "cifar10"}, "data.source"),
     ({"pruning.prune.conv": False, "pruning.prune.dense": False,
       "pruning.prune.output": False}, "pruning.prune"),

@@ -21,7 +21,7 @@ SUMMARY_KEYS = {"early_stop_step", "early_stop_test_accuracy", "early_stop_valid
                 "early_stop_validation_accuracy", "test_accuracy", "test_loss",
                 "validation_accuracy", "validation_loss", "train_accuracy", "wall_seconds",
                 "start_step", "train_steps", "density", "early_stop_density",
-                "expected_density", "logit_init"}
+                "expected_density", "logit_init", "early_stop_basis"}
 
 
 def sigmoid(x: float) -> float:

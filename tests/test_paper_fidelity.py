@@ -213,3 +213,18 @@ def test_level_densities_equal_the_pruners_counts():
                     prune_layerwise(params, mask, p.rates.to_dict(), level))
             kept = masks_lib.remaining_and_total(mask)[0]
             assert (kept + fixed) / total == predicted[level]
+
+
+# ---- 9. P0's CIFAR-10 baselines ----------------------------------------------------------
+
+@pytest.mark.parametrize("model", ["resnet18", "vgg19"])
+def test_p0_cifar_has_tables_2_3_baselines_and_app_g_reinits(model):
+    """Tables 2-3: 'Random' (P1's random ticket) and 'Random - adjusted' beside the labels
+    tickets; App. G: the labels and RotNet masks also randomly reinitialized."""
+    config = load_config("cifar10_p0", model)
+    validate(config)
+    branches = {name: set(config.generation[name].branches.split(",")) if
+                config.generation[name].branches else set(config.branches.split(","))
+                for name in config.generation.keys()}
+    assert {"ticket", "random_ticket", "random_adjusted", "random_reinit"} <= branches["labels"]
+    assert "random_reinit" in branches["rotnet"]

@@ -4,8 +4,10 @@ A *column* is (label, source, branch): label names the workdir (its basename unl
 given), source the data that found the mask (`labels:mnist`, later `rotnet:...`), branch
 the control (`ticket`, `random_reinit`, ...). Rows of a table are pruning *levels*, grouped
 by the integer level, never by float equality of densities. Each (column, level) cell
-aggregates one metric over the replicates: mean, standard deviation (ddof=1; 0 for one
-replicate), standard error (std / sqrt(n)), min, max and n.
+aggregates one metric over its runs: every replicate and, for a random control with
+`pruning.control_draws` > 1, every draw (P2 averages 3 reinitializations x 5 trials = 15
+runs per point): mean, standard deviation (ddof=1; 0 for one run), standard error
+(std / sqrt(n)), min, max and n, the number of runs. A row without `draw` is draw 0.
 
 Unknown row keys are ignored, so later additions to the schema (evaluations, FLOP counts)
 do not break reports.
@@ -27,6 +29,10 @@ SCHEMA_VERSION = 1
 REQUIRED_ROW_KEYS = ("replicate", "level", "branch", "source", "density")
 # Summed per column in the compute table when every row of the column has them.
 COMPUTE_KEYS = ("wall_seconds", "examples_seen", "train_steps", "train_flops")
+# A row's `early_stop_basis` (training/loop.py); rows written before the field existed
+# all chose by validation loss, the only rule there was.
+VALIDATION_LOSS, LAST_EVALUATION = "validation_loss", "last_evaluation"
+BASIS_TEXT = {VALIDATION_LOSS: "min. validation loss", LAST_EVALUATION: "last evaluation"}
 
 
 class ResultsError(ValueError):
@@ -62,7 +68,9 @@ class Stats:
 
 @dataclasses.dataclass(frozen=True)
 class Cell:
-    """One (column, level): the metric's statistics and the level's mean densities."""
+    """One (column, level): the metric's statistics and the level's mean densities.
+    `replicates` and `draws` name the runs averaged, one entry each, in the same order
+    (sorted by replicate, then draw)."""
 
     column: Column
     level: int
@@ -71,6 +79,7 @@ class Cell:
     remaining_weights: float
     replicates: tuple[int, ...]
     stats: Stats
+    draws: tuple[int, ...] = ()
 
 
 def load_results(workdir: str | pathlib.Path, label: Optional[str] = None) -> Run:
@@ -113,9 +122,27 @@ def _number(run: Run, i: int, row: dict, key: str) -> float:
     if key not in row:
         raise ResultsError(f"{run.path}: rows[{i}] has no {key!r}")
     value = row[key]
+    if value is None and "validation" in key and row.get(
+            "early_stop_basis") == LAST_EVALUATION:
+        raise ResultsError(f"{run.path}: rows[{i}][{key!r}] is null: the run had no "
+                           "validation split (data.validation_size = 0); report a test "
+                           "or training metric")
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise ResultsError(f"{run.path}: rows[{i}][{key!r}] = {value!r} is not a number")
     return float(value)
+
+
+def early_stop_bases(runs: Sequence[Run]) -> list[str]:
+    """The rules the runs' early_stop_* fields were chosen by, sorted: one unless some
+    runs had a validation split and others none (data.validation_size = 0)."""
+    return sorted({str(row.get("early_stop_basis", VALIDATION_LOSS))
+                   for run in runs for row in run.rows})
+
+
+def describe_early_stop(runs: Sequence[Run]) -> str:
+    """'min. validation loss', 'last evaluation', or both joined by ' or ': what an
+    early-stop metric of these runs means, for axis labels and table notes."""
+    return " or ".join(BASIS_TEXT.get(b, b) for b in early_stop_bases(runs))
 
 
 def stats(values: Sequence[float]) -> Stats:
@@ -148,7 +175,8 @@ def aggregate(runs: Sequence[Run], metric: str) -> list[Cell]:
     order = {c: k for k, c in enumerate(column_order((c for c, _ in groups), runs))}
     cells = []
     for (column, level) in sorted(groups, key=lambda key: (order[key[0]], key[1])):
-        members = groups[(column, level)]
+        members = sorted(groups[(column, level)],
+                         key=lambda m: (m[1]["replicate"], m[1].get("draw", 0)))
         values = [_number(run, i, row, metric) for i, row, run in members]
         densities = [_number(run, i, row, "density") for i, row, run in members]
         kd = [float(row["kernel_density"]) for _, row, _ in members if "kernel_density" in row]
@@ -158,14 +186,15 @@ def aggregate(runs: Sequence[Run], metric: str) -> list[Cell]:
             column=column, level=level, density=float(np.mean(densities)),
             kernel_density=float(np.mean(kd)) if len(kd) == len(members) else math.nan,
             remaining_weights=float(np.mean(rw)) if len(rw) == len(members) else math.nan,
-            replicates=tuple(sorted(row["replicate"] for _, row, _ in members)),
-            stats=stats(values)))
+            replicates=tuple(row["replicate"] for _, row, _ in members),
+            stats=stats(values), draws=tuple(row.get("draw", 0) for _, row, _ in members)))
     return cells
 
 
 @dataclasses.dataclass(frozen=True)
 class Compute:
-    """One column's cost: totals over all its rows (every level and replicate)."""
+    """One column's cost: totals over all its rows (every level, replicate and draw);
+    `runs` counts them, so per_replicate includes every draw a replicate trained."""
 
     column: Column
     replicates: int

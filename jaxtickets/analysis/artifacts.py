@@ -9,6 +9,7 @@ outputs through `checkpoints.load_tree`, which checks every shape and dtype:
     replicate_R/rewind                    the rewind snapshot
     replicate_R/level_LL/mask             boolean mask (None = never pruned), LL > 0
     replicate_R/level_LL/<branch>/final   {"params", "batch_stats"} after training
+                                          (draw d > 0 of a random control: <branch>_draw<d>)
 
 Level 0 has no mask on disk: it is the all-ones mask over the prunable set, built from
 the config's `pruning.prune` policy exactly as the driver builds it.
@@ -27,6 +28,7 @@ import numpy as np
 from jaxtickets import checkpoints
 from jaxtickets.checkpoints import CheckpointError
 from jaxtickets.data.datasets import NUM_CLASSES, STREAMED_CLASSES, input_shape, num_classes
+from jaxtickets.experiment.controls import run_name
 from jaxtickets.models import abstract_variables, create_model
 from jaxtickets.sparsity import masks as masks_lib
 
@@ -115,10 +117,14 @@ class RunArtifacts:
         return self._load(self.level_dir(replicate, level) / "mask", self.init_mask(),
                           f"mask of level {level}", replicate)
 
-    def final(self, replicate: int = 0, level: int = 0, branch: str = "ticket") -> PyTree:
-        """{"params", "batch_stats"} at the end of training of (level, branch)."""
-        return self._load(self.level_dir(replicate, level) / branch / "final", self.like,
-                          f"final weights of level {level} branch {branch!r}", replicate)
+    def final(self, replicate: int = 0, level: int = 0, branch: str = "ticket",
+              draw: int = 0) -> PyTree:
+        """{"params", "batch_stats"} at the end of training of (level, branch, draw)."""
+        name = run_name(branch, draw)
+        what = f"final weights of level {level} branch {branch!r}" + (
+            f" draw {draw}" if draw else "")
+        return self._load(self.level_dir(replicate, level) / name / "final", self.like,
+                          what, replicate)
 
     # ---- what is on disk ----------------------------------------------------------------
     def replicates(self) -> list[int]:

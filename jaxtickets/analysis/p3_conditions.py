@@ -5,9 +5,9 @@
 
 P3 leaves "approximately equal" and "a clear gap" undefined (DIGEST 5.36): both are
 thresholds in percentage points. Each workdir is one LR of the same experiment. Per source
-and pruned level, accuracies are replicate means: "ticket" is the subnetwork (LT at rewind
-step 0, else WR), "random_reinit" RR, "small_dense" SD, level 0's ticket the dense PRE (a
-source without one borrows the evaluation source's). A test holds when its margin (how
+and pruned level, accuracies are means over replicates (and a control's draws): "ticket"
+is the subnetwork (LT at rewind step 0, else WR), "random_reinit" RR, "small_dense" SD,
+level 0's ticket the dense PRE (a source without one borrows the evaluation source's). A test holds when its margin (how
 far past the threshold: pp, steps for T' <= T) is >= 0; a missing branch makes it n/a,
 and any conjunction with an n/a part too.
 
@@ -49,7 +49,8 @@ class ConditionsError(ValueError):
 
 @dataclasses.dataclass(frozen=True)
 class Mean:
-    """One (workdir, source, level, branch): replicate means, accuracy in pp."""
+    """One (workdir, source, level, branch): means over its n runs (replicates x draws),
+    accuracy in pp."""
     acc: float
     n: int
     steps: Optional[float]

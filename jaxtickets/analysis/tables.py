@@ -1,9 +1,11 @@
 """Tables in P0's layout (rows = fraction remaining, columns = source/branch) and CSVs.
 
 Markdown cells are "mean ± s.e." (accuracies in percent with 2 decimals, as P0's Tables
-2-8); a single replicate shows the mean alone. The CSVs are long format (one line per
-(column, level) or per column) with every statistic at full float precision, so that
-other tools can read them; an empty CSV field means "not available".
+2-8) over a cell's runs, replicates and draws of a random control alike; a single run
+shows the mean alone. The CSVs are long format (one line per (column, level) or per
+column) with every statistic at full float precision, so that other tools can read
+them; an empty CSV field means "not available". A cell line's `replicates` and `draws`
+list the runs averaged, pairwise.
 """
 
 from __future__ import annotations
@@ -54,7 +56,7 @@ def format_value(value: float, metric: str) -> str:
 
 
 def format_cell(cell: Cell, metric: str) -> str:
-    """'mean ± s.e.' (one replicate: the mean alone)."""
+    """'mean ± s.e.' (one run: the mean alone)."""
     s = cell.stats
     if s.n == 1:
         return format_value(s.mean, metric)
@@ -97,7 +99,9 @@ def markdown_table(cells: Sequence[Cell], metric: str, sources: Sequence[str] = 
         ns[c.column].append(c.stats.n)
 
     unit = "%, " if is_percent(metric) else ""
-    lines = [f"**{metric}** ({unit}mean ± s.e. over replicates; n = replicates per cell)", ""]
+    drawn = any(d for c in cells for d in c.draws)
+    over = "replicates x draws" if drawn else "replicates"
+    lines = [f"**{metric}** ({unit}mean ± s.e. over {over}; n = runs per cell)", ""]
     header = ["Remaining", "Level"] + [f"{names[c]} ({_n_text(ns[c])})" for c in columns]
     lines.append("| " + " | ".join(header) + " |")
     lines.append("|" + "---|" * len(header))
@@ -123,7 +127,7 @@ def markdown_table(cells: Sequence[Cell], metric: str, sources: Sequence[str] = 
     if fixed:
         lines.append("All columns: " + ", ".join(fixed) + ".")
     lines.append("Remaining: fraction of the prunable weights remaining (`density`), "
-                 "averaged over replicates; rows are pruning levels. "
+                 f"averaged over {over}; rows are pruning levels. "
                  f"s.e. = std (ddof=1) / sqrt(n); `{MISSING}`: no runs.")
     lines.extend(notes)
     if sources:
@@ -144,7 +148,8 @@ def level_markdown(cells: Sequence[Cell], metric: str, level: int) -> str:
     by_key = {(c.column.label, c.column.source, c.column.branch): c for c in at}
     unit = "%, " if is_percent(metric) else ""
     densities = list(dict.fromkeys(format_density(c.density) for c in at))
-    lines = [f"**{metric}** at level {level} ({unit}mean ± s.e. over replicates (n); "
+    over = "replicates x draws" if any(d for c in at for d in c.draws) else "replicates"
+    lines = [f"**{metric}** at level {level} ({unit}mean ± s.e. over {over} (n runs); "
              f"fraction remaining {' / '.join(densities)})", "",
              "| " + " | ".join(["source"] + branches) + " |", "|" + "---|" * (len(branches) + 1)]
     for label, source in rows:
@@ -163,7 +168,7 @@ def _csv_float(value: float) -> str:
 
 CELL_FIELDS = ["label", "source", "branch", "level", "density", "kernel_density",
                "remaining_weights", "metric", "n", "mean", "std", "sem", "min", "max",
-               "replicates"]
+               "replicates", "draws"]
 
 
 def cells_csv(cells: Sequence[Cell], metric: str) -> str:
@@ -176,7 +181,8 @@ def cells_csv(cells: Sequence[Cell], metric: str) -> str:
                          _csv_float(c.density), _csv_float(c.kernel_density),
                          _csv_float(c.remaining_weights), metric, s.n, _csv_float(s.mean),
                          _csv_float(s.std), _csv_float(s.sem), _csv_float(s.min),
-                         _csv_float(s.max), ";".join(str(r) for r in c.replicates)])
+                         _csv_float(s.max), ";".join(str(r) for r in c.replicates),
+                         ";".join(str(d) for d in c.draws)])
     return out.getvalue()
 
 

@@ -2,9 +2,15 @@
 
 Train: optional small rotation (Exemplar's), random-resized crop (Inception-style:
 area fraction in `scale`, aspect ratio log-uniform in `ratio`, 10 tries then a centre
-crop), horizontal flip, colour jitter (brightness, contrast, saturation). Evaluation:
-resize the shorter side to size / 0.875, centre crop. Every random draw comes from the
-generator passed in, so an image's augmentation is a pure function of its seed.
+crop), horizontal flip, and, only where the recipe asks (`jitter` > 0), colour jitter
+(brightness, contrast, saturation). P0 App. A trains with crops and flips alone and adds
+colour augmentation for the 1% ImageNet subsets only (Exemplar jitters on the device,
+tasks/exemplar.py), so experiments choose per split (data.color_jitter,
+generation.NAME.color_jitter; experiment/sources.py image_recipe). Evaluation:
+resize the shorter side to size / 0.875, centre crop, never jittered. Every random draw
+comes from the generator passed in, so an image's augmentation is a pure function of
+its seed; the jitter draws come last, so an image's rotation, crop and flip are the
+same with jitter on or off.
 """
 
 from __future__ import annotations
@@ -16,15 +22,23 @@ import numpy as np
 from PIL import Image
 
 EVAL_CROP_FRACTION = 0.875  # 224 of 256: the usual ImageNet centre crop
+# Colour jitter's strength where it is on: brightness, contrast and saturation factors
+# uniform in 1 +- this; an assumption, as P0 does not give the strengths it used.
+JITTER = 0.4
 
 
 @dataclasses.dataclass(frozen=True)
 class ImageRecipe:
+    """How a streamed image is augmented. The field defaults jitter (the full host
+    work, which the pipeline benchmark times); an experiment's recipes come from
+    experiment/sources.py image_recipe, which sets `jitter` to 0 unless its config asks
+    for colour jitter."""
+
     size: int = 224
     scale: tuple[float, float] = (0.08, 1.0)
     ratio: tuple[float, float] = (3 / 4, 4 / 3)
     flip: bool = True
-    jitter: float = 0.4           # brightness, contrast, saturation factors in 1 ± jitter
+    jitter: float = JITTER        # brightness, contrast, saturation in 1 ± jitter; 0: none
     rotation_degrees: float = 0.0  # Exemplar: uniform in ± this, before the crop
 
 
@@ -74,7 +88,9 @@ def _jitter(pixels: np.ndarray, amount: float, rng: np.random.Generator) -> np.n
 
 
 def train_image(image: np.ndarray, recipe: ImageRecipe, rng: np.random.Generator) -> np.ndarray:
-    """One augmented training image, uint8 [size, size, 3]."""
+    """One augmented training image, uint8 [size, size, 3]. With recipe.jitter 0 the
+    jitter is skipped and draws nothing; it draws after the crop and flip, which are
+    therefore the same whether it is on or off."""
     pil = _as_rgb(image)
     if recipe.rotation_degrees:
         angle = rng.uniform(-recipe.rotation_degrees, recipe.rotation_degrees)

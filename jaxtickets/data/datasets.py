@@ -147,6 +147,8 @@ def load_splits(dataset: str, source: str, data_dir: str, validation_size: int,
                 train_size: int = 0, test_size: int = 0, split_seed: int = 0,
                 npz_file: str = "") -> Splits:
     """Loads train/test and holds `validation_size` training images out (seeded).
+    0 holds none out (P0, P1 and P3 train on every image): the validation split is
+    empty and, without train_size, train is the whole training set in its stored order.
     `npz_file`: the file that source 'npz' reads (data.npz_file)."""
     raw = _raw_splits(dataset, source, data_dir, npz_file)
     train, test = raw["train"], raw["test"]

@@ -118,7 +118,9 @@ class StreamedSplit:
 
     Like an in-memory `Split` it can be narrowed (`take`) and relabelled (`with_labels`),
     which is all the data selections need; `labels` reads the split's label index on
-    first use (data/label_index.py), so unselected runs never pass over the records."""
+    first use (data/label_index.py), so unselected runs never pass over the records.
+    `with_recipe` gives the same records another host augmentation (a ticket source
+    that colour-jitters where the evaluation does not)."""
 
     def __init__(self, records: Any, recipe: ImageRecipe, indices: np.ndarray | None = None,
                  threads: int = 16, prefetch_batches: int = 2, name: str = "",
@@ -171,6 +173,13 @@ class StreamedSplit:
             raise ValueError(f"{self.name}: {labels.size} labels for {len(self)} records")
         other = copy.copy(self)
         other._labels = labels
+        return other
+
+    def with_recipe(self, recipe: ImageRecipe) -> "StreamedSplit":
+        """The same records and labels augmented by `recipe`; a copy, so a split shared
+        with another run (the evaluation's) keeps its own."""
+        other = copy.copy(self)
+        other.recipe = recipe
         return other
 
     def train_batches(self, sharding: NamedSharding, order: BatchOrder, seed: int,
@@ -231,7 +240,8 @@ def load_streamed_splits(dataset: str, data_dir: str | None, validation_size: in
                          split_seed: int, recipe: ImageRecipe, threads: int = 16,
                          label_cache: pathlib.Path | None = None) -> StreamedSplits:
     """The streamed dataset's splits: `validation_size` training records held out (seeded,
-    as for in-memory data); the test split is the one the papers report (ImageNet val).
+    as for in-memory data; 0: none, every training record is trained on and the
+    validation split is empty); the test split is the one the papers report (ImageNet val).
     Label indexes, when a selection asks for them, are kept in `label_cache`."""
     from jaxtickets.errors import ConfigError
 

@@ -5,6 +5,14 @@ ticket and the replicate's initializations. Adding one means a name in
 config_schema.BRANCHES and a case in `control_mask` and/or `control_weights`.
 Masks that are random draws are stored once under the branch's directory, so a
 rerun reuses them (the driver does that; the functions here are pure).
+
+A control whose mask or start weights are drawn at random is one sample of a
+distribution, so a level may run several independent draws of it
+(`pruning.control_draws`, P2's three reinitializations per trial); draw 0 keeps the
+branch's plain name and directory so that workdirs from before draws existed resume,
+draw d > 0 runs under `<branch>_draw<d>`. Controls listed in
+`pruning.controls_from_scratch` train from step 0 for the full duration (P3's RR and
+SDT) instead of from the ticket's rewind step.
 """
 
 from __future__ import annotations
@@ -19,6 +27,10 @@ PyTree = Any
 EVALUATED_ONLY = ("supermask_init", "supermask_constant")  # P4 Sec. 5: no training
 DRAWN_MASKS = ("random_ticket", "random_ticket_local", "prune_at_init", "random_adjusted")
 FRESH_WEIGHTS = ("random_reinit", "random_ticket", "random_ticket_local", "random_adjusted")
+# Controls with a random mask or random start weights (noise_C branches too): the ones
+# that `pruning.control_draws` repeats. The supermasks are functions of the ticket and
+# theta_0 alone, so a second draw would repeat the first run exactly.
+RANDOM_CONTROLS = FRESH_WEIGHTS + ("prune_at_init", "reinit_dm", "small_dense")
 
 
 def runs_at(branch: str, level: int) -> bool:
@@ -32,6 +44,27 @@ def runs_at(branch: str, level: int) -> bool:
 
 def is_trained(branch: str) -> bool:
     return branch not in EVALUATED_ONLY
+
+
+def is_random(branch: str) -> bool:
+    return branch in RANDOM_CONTROLS or noise_scale(branch) is not None
+
+
+def draws(branch: str, control_draws: int) -> int:
+    """How many independent runs of `branch` a level trains: `control_draws` for a random
+    control, one for the ticket and the deterministic controls."""
+    return control_draws if is_random(branch) else 1
+
+
+def run_name(branch: str, draw: int) -> str:
+    """The directory of a draw under its level: draw 0 is the branch itself (as before
+    draws existed, so older workdirs keep their runs), draw d > 0 `<branch>_draw<d>`."""
+    return branch if draw == 0 else f"{branch}_draw{draw}"
+
+
+def from_scratch(spec: str) -> frozenset[str]:
+    """The branches of `pruning.controls_from_scratch` ('a,b'; '' for none)."""
+    return frozenset(b.strip() for b in spec.split(",") if b.strip())
 
 
 @dataclasses.dataclass

@@ -5,7 +5,10 @@ snapshot. Level L > 0 prunes the previous level's final weights, rewinds every
 parameter and BN statistic to the snapshot (fresh optimizer, schedule resumed at the
 rewind step) and trains again. At an evaluated level the ticket (mask, rewind weights)
 is trained on the evaluation task, unless the source is the evaluation itself, and
-control branches train the level's mask, or a permutation of it, from fresh weights.
+control branches train the level's mask, or a permutation of it, from fresh weights:
+from the ticket's start step, or from step 0 for the full duration if listed in
+`pruning.controls_from_scratch`; a random control runs `pruning.control_draws`
+independent draws, draw 0 being the run of a single draw.
 Each stage's outputs are written once; a rerun skips every stage whose outputs exist.
 """
 
@@ -72,6 +75,8 @@ class Experiment:
         self.policy = masks_lib.PrunablePolicy(**p.prune.to_dict())
         self.levels = list(range(p.levels + 1))
         self.extra_setups: list[Setup] = []  # small-dense models, compiled as needed
+        self._small_dense_setups: dict[int, Setup] = {}  # by target count: draws share one
+        self.from_scratch = controls.from_scratch(p.controls_from_scratch)
         self.compile_clock = CompileClock()  # XLA compile seconds of this process
 
     @property
@@ -90,12 +95,29 @@ class Experiment:
                    .generate_state(1)[0])
 
     @staticmethod
+    def _draw_stream(draw: int) -> tuple[int, ...]:
+        """What a control's draw adds to its keys and seeds: nothing for draw 0, so it is
+        the run made before draws existed; (DRAW_STREAM, d) for d > 0, never a trailing
+        0 (SeedSequence pads entropy with zeros: [a, b, 0] seeds like [a, b])."""
+        return () if draw == 0 else (DRAW_STREAM, draw)
+
+    def _control_start(self, branch: str) -> int:
+        """The schedule step a trained control starts at: the ticket's (the rewind step
+        unless the schedule restarts), or 0 for a branch trained from scratch (P3 App. B:
+        RR and SDT train the full T while the ticket trains T - t from theta_t)."""
+        return 0 if branch in self.from_scratch else self.evaluation.rewind_start
+
+    @staticmethod
     def _init(setup: Setup, key: jax.Array) -> dict:
-        """Initial variables; Flax derives each layer's key from its name, so the layers
-        that two setups' models share get the same values from the same key."""
+        """Initial variables; Flax derives each layer's key from its name, and
+        initialize_kernels (model.init) each kernel's from its path, so the layers that
+        two setups' models share get the same values from the same key."""
+        from jaxtickets.models.initializers import initialize_kernels
+
         sample = jnp.zeros((1,) + setup.image_shape, jnp.float32)
         variables = setup.model.init({"params": key, "dropout": key}, sample, train=False)
-        return {"params": host_copy(variables["params"]),
+        params = initialize_kernels(setup.init, variables["params"], key)
+        return {"params": host_copy(params),
                 "batch_stats": host_copy(variables.get("batch_stats", {}))}
 
     # ---- stages -----------------------------------------------------------------------
@@ -110,14 +132,18 @@ class Experiment:
             total += gen.schedule.total + max(runs - 1, 0) * (
                 gen.schedule.total - gen.schedule.start_after_rewind(restart))
             per_eval = self.schedule.total - self.schedule.start_after_rewind(restart)
+            draws = self.config.pruning.control_draws
             for lv in src.evaluate_levels:
                 trained = [b for b in src.branches if b != "ticket" and controls.runs_at(b, lv)
                            and controls.is_trained(b)]
-                learned = "learned_supermask" in trained
                 ticket = 0 if src.is_evaluation or not src.trains_ticket(lv) else 1
-                total += per_eval * (ticket + len(trained) - learned)
-                if learned:
-                    total += supermask.steps * len(parse_logit_inits(supermask.logit_inits))
+                total += per_eval * ticket
+                for b in trained:
+                    if b == "learned_supermask":
+                        total += supermask.steps * len(parse_logit_inits(supermask.logit_inits))
+                    else:
+                        total += controls.draws(b, draws) * (self.schedule.total
+                                                             - self._control_start(b))
         return self.config.num_replicates * total
 
     def run(self) -> dict:
@@ -188,7 +214,7 @@ class Experiment:
 
     @staticmethod
     def _merged(stored: dict, fresh: list[dict], field: str) -> list[dict]:
-        key = lambda r: (r["source"], r["replicate"], r["level"], r["branch"])  # noqa: E731
+        key = results.run_key
         merged = {key(r): r for r in stored.get(field, [])}
         merged.update({key(r): r for r in fresh})
         return list(merged.values())
@@ -287,33 +313,50 @@ class Experiment:
 
     def _controls(self, source: Source, ctx: controls.LevelContext, ldir: pathlib.Path,
                   label: str, replicate: int, level: int, rows: list[dict]) -> None:
-        """Trains (or evaluates) the level's control branches from the ticket's mask."""
+        """Trains (or evaluates) the level's control branches from the ticket's mask:
+        each random control `pruning.control_draws` times, each draw with keys and seeds
+        of its own; the deterministic ones once. Draws run in order, draw 0 of every
+        branch first, and draw 0 is exactly the single run of `control_draws=1`."""
         names = [b for b in source.branches if b != "ticket" and controls.runs_at(b, level)]
-        if any(b in controls.FRESH_WEIGHTS for b in names):
-            # One fresh initialization per level, shared by its controls (paired).
-            ctx.fresh = self._init(self.evaluation, self._key(replicate, REINIT_STREAM, level))
-        for branch in names:
-            bdir = ldir / branch
-            if branch == "learned_supermask":
-                self._learned_supermasks(source, ctx, bdir, replicate, rows)
-                continue
-            if branch == "small_dense":
-                self._small_dense(source, ctx, bdir, label, replicate, level, rows)
-                continue
-            seed = self._seed(replicate, level, PERMUTATION_STREAM)
-            branch_mask = self._stored_mask(bdir / "mask", branch, ctx, seed)
-            weights = controls.control_weights(branch, ctx, branch_mask,
-                                               self._seed(replicate, level, ACTION_STREAM))
-            if controls.is_trained(branch):
-                summary, _ = self._train(self.evaluation, bdir, f"{label} {branch}",
-                                         (weights, self.evaluation.rewind_start),
-                                         branch_mask, replicate, None)
-            else:
-                summary = self._evaluate_untrained(self.evaluation, bdir, weights,
-                                                   branch_mask, replicate)
-            rows.append(self._row(source, self.evaluation, replicate, level, branch,
-                                  branch_mask, ctx.initial, summary))
-            self.stages.append(stage_cost(rows[-1]))
+        count = self.config.pruning.control_draws
+        for draw in range(max((controls.draws(b, count) for b in names), default=0)):
+            todo = [b for b in names if draw < controls.draws(b, count)]
+            stream = self._draw_stream(draw)
+            if any(b in controls.FRESH_WEIGHTS for b in todo):
+                # One fresh initialization per level and draw, shared by the draw's
+                # controls (paired: draw d of random_reinit and random_ticket start alike).
+                ctx.fresh = self._init(self.evaluation,
+                                       self._key(replicate, REINIT_STREAM, level, *stream))
+            for branch in todo:
+                self._control(source, ctx, ldir, label, replicate, level, branch, draw, rows)
+
+    def _control(self, source: Source, ctx: controls.LevelContext, ldir: pathlib.Path,
+                 label: str, replicate: int, level: int, branch: str, draw: int,
+                 rows: list[dict]) -> None:
+        """One draw of one control branch (its stored mask, start weights, run, row)."""
+        bdir = ldir / controls.run_name(branch, draw)
+        if branch == "learned_supermask":
+            self._learned_supermasks(source, ctx, bdir, replicate, rows)
+            return
+        if branch == "small_dense":
+            self._small_dense(source, ctx, bdir, label, replicate, level, draw, rows)
+            return
+        stream = self._draw_stream(draw)
+        run_label = f"{label} {branch}" + (f" draw {draw}" if draw else "")
+        seed = self._seed(replicate, level, PERMUTATION_STREAM, *stream)
+        branch_mask = self._stored_mask(bdir / "mask", branch, ctx, seed)
+        weights = controls.control_weights(branch, ctx, branch_mask,
+                                           self._seed(replicate, level, ACTION_STREAM, *stream))
+        if controls.is_trained(branch):
+            summary, _ = self._train(self.evaluation, bdir, run_label,
+                                     (weights, self._control_start(branch)),
+                                     branch_mask, replicate, None)
+        else:
+            summary = self._evaluate_untrained(self.evaluation, bdir, weights,
+                                               branch_mask, replicate)
+        rows.append(self._row(source, self.evaluation, replicate, level, branch,
+                              branch_mask, ctx.initial, summary, draw=draw))
+        self.stages.append(stage_cost(rows[-1]))
 
     def _stored_mask(self, path: pathlib.Path, branch: str, ctx: controls.LevelContext,
                      seed: int) -> PyTree:
@@ -458,24 +501,31 @@ class Experiment:
         return summary
 
     def _small_dense(self, source: Source, ctx: controls.LevelContext, bdir: pathlib.Path,
-                     label: str, replicate: int, level: int, rows: list[dict]) -> None:
+                     label: str, replicate: int, level: int, draw: int,
+                     rows: list[dict]) -> None:
         """P3's SDT: the same architecture, every width shrunk so its kernel weights
         match the ticket's remaining ones (prunable kept + unpruned kernels), trained
-        dense from a fresh initialization with the evaluation recipe."""
+        dense from a fresh initialization (one per draw) with the evaluation recipe."""
         from jaxtickets.sparsity.small_dense import kernel_weight_count, small_dense_model
 
         ev = self.evaluation
         full = kernel_weight_count(ev.model, ev.image_shape)
         target = round(masks_lib.kernel_density(ctx.mask, ctx.initial["params"]) * full)
         model, count = small_dense_model(ev.model, target, ev.image_shape)
-        setup = ev.with_model(model)
-        self.extra_setups.append(setup)
-        weights = self._init(setup, self._key(replicate, SMALL_DENSE_STREAM, level))
+        setup = self._small_dense_setups.get(target)
+        if setup is None:  # compiled once per model (the target fixes it), not per draw
+            setup = ev.with_model(model)
+            self._small_dense_setups[target] = setup
+            self.extra_setups.append(setup)
+        weights = self._init(setup, self._key(replicate, SMALL_DENSE_STREAM, level,
+                                              *self._draw_stream(draw)))
         dense_mask = masks_lib.init_mask(weights["params"], self.policy)
-        summary, _ = self._train(setup, bdir, f"{label} small_dense",
-                                 (weights, ev.rewind_start), dense_mask, replicate, None)
+        summary, _ = self._train(setup, bdir,
+                                 f"{label} small_dense" + (f" draw {draw}" if draw else ""),
+                                 (weights, self._control_start("small_dense")), dense_mask,
+                                 replicate, None)
         row = self._row(source, setup, replicate, level, "small_dense", dense_mask, weights,
-                        summary)
+                        summary, draw=draw)
         row.update({"density": masks_lib.density(ctx.mask), "remaining_weights": count,
                     "kernel_density": count / full, "small_dense_target_weights": target})
         rows.append(row)
@@ -509,7 +559,10 @@ class Experiment:
             self.stages.append(stage_cost(row))
 
     def _row(self, source: Source, setup: Setup, replicate: int, level: int, branch: str,
-             mask: PyTree, variables: PyTree, summary: dict, values: PyTree = None) -> dict:
+             mask: PyTree, variables: PyTree, summary: dict, values: PyTree = None,
+             draw: int = 0) -> dict:
+        """One run's row; (source, replicate, level, branch, draw) identifies it
+        (results.run_key), `draw` > 0 only for the further draws of a random control."""
         remaining, total = masks_lib.remaining_and_total(mask)
         examples = summary["train_steps"] * setup.recipe.batch_size
         params = variables["params"]
@@ -517,7 +570,7 @@ class Experiment:
         flops = forward_flops(setup.model, params, mask, setup.image_shape,
                               extra_variables={"batch_stats": stats} if stats else None)
         return {
-            "replicate": replicate, "level": level, "branch": branch,
+            "replicate": replicate, "level": level, "branch": branch, "draw": draw,
             "source": source.description, "source_name": source.name,
             "evaluation": f"{setup.task.name}:" + (evaluation_name(self.config)
                                                    if setup.splits is self.evaluation.splits
@@ -549,12 +602,13 @@ ACTION_STREAM = 4       # noise and D_m draws of the control branches
 MASK1_STREAM = 5        # the mask-1 actions' draws (and the reinit action's weights)
 SMALL_DENSE_STREAM = 6
 SUPERMASK_STREAM = 7
+DRAW_STREAM = 8         # marks the further draws of a random control (Experiment._draw_stream)
 # The generation run that found a transferred ticket (level L-1 for level L's mask, the
 # dense run for level 0) is recorded in the ticket's row under "generation".
 GENERATION_KEYS = ("level", "density", "evaluation", "early_stop_step", "early_stop_validation_loss",
                    "early_stop_test_accuracy", "test_accuracy", "test_loss",
                    "train_accuracy", "train_steps", "wall_seconds")
-STAGE_KEYS = ("replicate", "level", "branch", "source", "density", "wall_seconds",
+STAGE_KEYS = ("replicate", "level", "branch", "draw", "source", "density", "wall_seconds",
               "train_steps", "examples_seen", "forward_flops", "train_flops")
 
 

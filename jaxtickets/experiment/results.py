@@ -1,7 +1,10 @@
 """results.json, the per-level table printed at the end, and the accuracy plot.
 
-The schema (one row per replicate x level x branch) is documented in the README and
-kept stable: reports and plots are made from it alone.
+The schema (one row per replicate x level x branch x draw) is documented in the README
+and kept stable: reports and plots are made from it alone. `draw` numbers the independent
+draws of a random control (`pruning.control_draws`); rows written before draws existed
+have none and are draw 0, the run a single draw repeats exactly. Tables and plots average
+a branch over all its rows, replicates and draws alike (P2's dashed lines: 15 runs).
 """
 
 from __future__ import annotations
@@ -16,10 +19,16 @@ PLOT_FILE = "accuracy_vs_remaining.png"
 SCHEMA_VERSION = 1
 
 
+def run_key(row: dict) -> tuple:
+    """What identifies a run's row (or stage): (source, replicate, level, branch, draw)."""
+    return (row["source"], row["replicate"], row["level"], row["branch"], row.get("draw", 0))
+
+
 def write_results(workdir: pathlib.Path, experiment_id: str, rows: list[dict],
                   extra: dict) -> None:
     rows = sorted(rows, key=lambda r: (r.get("source_name", ""), r["replicate"], r["level"],
-                                       r["branch"] != "ticket", r["branch"]))
+                                       r["branch"] != "ticket", r["branch"],
+                                       r.get("draw", 0)))
     write_json(workdir / RESULTS_FILE, {"schema_version": SCHEMA_VERSION,
                                         "experiment": experiment_id, "rows": rows, **extra})
 
@@ -39,7 +48,9 @@ def _mean_by(rows: list[dict], key: str) -> dict[tuple[int, str], float]:
 
 
 def format_table(rows: list[dict]) -> str:
-    """% remaining and, per branch, early-stop and final test accuracy (replicate mean)."""
+    """% remaining and, per branch, early-stop and final test accuracy (replicate mean).
+    Runs without a validation split stop at their last evaluation; a closing line says
+    so, since their 'acc@stop' is then their final accuracy."""
     branches = list(dict.fromkeys(column(r, rows) for r in rows))
     density = {r["level"]: r["density"] for r in rows}
     early = _mean_by(rows, "early_stop_test_accuracy")
@@ -58,6 +69,9 @@ def format_table(rows: list[dict]) -> str:
             else:
                 cells += ["-", "-", "-"]
         lines.append(" | ".join(cells))
+    if any(r.get("early_stop_basis") == "last_evaluation" for r in rows):
+        lines.append("early stop: the last evaluation (no validation split: "
+                     "data.validation_size = 0)")
     return "\n".join(lines)
 
 
@@ -77,7 +91,8 @@ def plot_accuracy(rows: list[dict], path: pathlib.Path) -> None:
     ax.set_xscale("log")
     ax.invert_xaxis()
     ax.set_xlabel("% of prunable weights remaining")
-    ax.set_ylabel("test accuracy at early stop (%)")
+    last = any(r.get("early_stop_basis") == "last_evaluation" for r in rows)
+    ax.set_ylabel(f"test accuracy at early stop{' (last evaluation)' if last else ''} (%)")
     ax.grid(True, which="both", alpha=0.3)
     ax.legend()
     fig.tight_layout()

@@ -125,7 +125,8 @@ class Setup:
     def __init__(self, splits: Splits, task: Task, recipe: Recipe,
                  model_name: str, dropout: float, input_spec: InputSpec,
                  steps_per_call: int, eval_batch_size: int, prefix: str = "train",
-                 fsdp: bool = False, cpu_convolutions: str = "ynnpack"):
+                 fsdp: bool = False, cpu_convolutions: str = "ynnpack",
+                 init: str = "default"):
         self.splits = splits
         self.task = task
         self.recipe = recipe
@@ -135,6 +136,9 @@ class Setup:
         self.eval_batch = -(-eval_batch_size // self.mesh.size) * self.mesh.size
         self.num_outputs = task.outputs(splits.num_classes)
         self.model = create_model(model_name, self.num_outputs, dropout)
+        # model.init: the kernel initializer a run's starting weights are drawn with
+        # (models/initializers.py); 'default' keeps the model's own.
+        self.init = init
         self._learning_rate = build_schedule(recipe.schedule, recipe.learning_rate,
                                              self.schedule.total, warmup, decay_at,
                                              recipe.decay_factor)
@@ -162,7 +166,8 @@ class Setup:
 
     def with_model(self, model: nn.Module) -> "Setup":
         """The same data, task and recipe with another model (P3's small-dense network);
-        the data already on the device are shared, the steps compiled anew."""
+        the data already on the device are shared, the steps compiled anew; the kernel
+        initializer stays, so the other model starts from weights drawn alike."""
         other = copy.copy(self)
         other.model = model
         other.steps = other._compile(model)

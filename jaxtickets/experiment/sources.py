@@ -20,7 +20,7 @@ import numpy as np
 from jaxtickets.config_schema import TRAJECTORY_KEYS, parse_branches, parse_levels
 from jaxtickets.errors import ConfigError
 from jaxtickets.data import selections
-from jaxtickets.data.augment import ImageRecipe
+from jaxtickets.data.augment import JITTER, ImageRecipe
 from jaxtickets.data.datasets import (IMAGE_SHAPES, STREAMED_CLASSES, Splits, input_shape,
                                       load_splits, normalization)
 from jaxtickets.experiment.setup import Setup, evaluation_recipe, source_recipe
@@ -102,23 +102,44 @@ def input_spec(config: ml_collections.ConfigDict, dataset: str, augment: bool,
                      config.model.compute_dtype)
 
 
-def image_recipe(config: ml_collections.ConfigDict) -> ImageRecipe:
-    """The host-side augmentation of every streamed dataset of the experiment."""
-    return ImageRecipe(size=config.data.image_size,
+def color_jitter(config: ml_collections.ConfigDict, name: str | None = None) -> bool:
+    """Whether source `name`'s streamed training images (None: the evaluation's) are
+    colour-jittered: data.color_jitter unless the source sets its own (-1: as data).
+    P0 App. A jitters the 1% ImageNet subsets only; crops and flips everywhere else."""
+    own = -1 if name is None else config.generation[name].color_jitter
+    return bool(config.data.color_jitter) if own < 0 else bool(own)
+
+
+def image_recipe(config: ml_collections.ConfigDict, jitter: bool = False) -> ImageRecipe:
+    """The host-side augmentation of the experiment's streamed images: crops of
+    data.image_size after data.rotation_degrees, colour jitter only with `jitter` (off
+    for evaluation images, whose centre crops ignore it, and for training images whose
+    config does not ask for it: no jitter draws are made then)."""
+    return ImageRecipe(size=config.data.image_size, jitter=JITTER if jitter else 0.0,
                        rotation_degrees=config.data.rotation_degrees)
 
 
 def streamed_splits(config: ml_collections.ConfigDict, dataset: str,
-                    label_cache: pathlib.Path) -> StreamedSplits:
-    """A streamed dataset with the experiment's held-out split, crops and readers.
+                    label_cache: pathlib.Path, jitter: bool) -> StreamedSplits:
+    """A streamed dataset with the experiment's held-out split, crops and readers;
+    the training split colour-jittered iff `jitter`, the others never.
     The pipeline is imported here, not at the top: in-memory runs need no Grain/TFDS."""
     from jaxtickets.data.pipeline import load_streamed_splits
 
     d = config.data
-    return load_streamed_splits(dataset, d.data_dir or None, d.validation_size, d.split_seed,
-                                image_recipe(config),
-                                backend_defaults.reader_threads(config.runtime.reader_threads),
-                                label_cache)
+    splits = load_streamed_splits(dataset, d.data_dir or None, d.validation_size,
+                                  d.split_seed, image_recipe(config),
+                                  backend_defaults.reader_threads(config.runtime.reader_threads),
+                                  label_cache)
+    return dataclasses.replace(splits, train=with_jitter(config, splits.train, jitter))
+
+
+def with_jitter(config: ml_collections.ConfigDict, train, jitter: bool):
+    """Streamed training split `train` with the experiment's recipe, jittered iff
+    `jitter`; `train` itself when it has that recipe already, so a source that
+    augments like the evaluation keeps the evaluation's splits (and runs)."""
+    recipe = image_recipe(config, jitter)
+    return train if train.recipe == recipe else train.with_recipe(recipe)
 
 
 def load_evaluation_data(config: ml_collections.ConfigDict, label_cache: pathlib.Path
@@ -127,7 +148,7 @@ def load_evaluation_data(config: ml_collections.ConfigDict, label_cache: pathlib
     disk batch by batch for datasets too large for memory."""
     d = config.data
     if d.dataset in STREAMED_CLASSES:
-        full = streamed_splits(config, d.dataset, label_cache)
+        full = streamed_splits(config, d.dataset, label_cache, color_jitter(config))
     else:
         full = load_splits(d.dataset, d.source, d.data_dir, d.validation_size,
                            d.train_size, d.test_size, d.split_seed, d.npz_file)
@@ -154,7 +175,7 @@ def evaluation_setup(config: ml_collections.ConfigDict, splits: Splits) -> Setup
                  evaluation_recipe(config), config.model.name, config.model.dropout,
                  input_spec(config, config.data.dataset, True),
                  config.runtime.steps_per_call, config.train.eval_batch_size,
-                 **runtime_options(config))
+                 init=config.model.init, **runtime_options(config))
 
 
 def other_dataset_splits(config: ml_collections.ConfigDict, dataset: str,
@@ -163,10 +184,11 @@ def other_dataset_splits(config: ml_collections.ConfigDict, dataset: str,
     brought to the evaluation's input shape (P1: grey to RGB, resized); where a streamed
     dataset is involved each keeps its own resolution (ImageNet crops of
     data.image_size, CIFAR at 32 x 32: P1's and P0's ImageNet transfers), with only
-    the channels matched, so the model must not depend on the input size."""
+    the channels matched, so the model must not depend on the input size. A streamed
+    training split comes unjittered; source_splits applies the source's choice."""
     d = config.data
     if dataset in STREAMED_CLASSES:
-        return streamed_splits(config, dataset, label_cache)
+        return streamed_splits(config, dataset, label_cache, False)
     splits = load_splits(dataset, d.source, d.data_dir, d.validation_size, 0, 0,
                          d.split_seed, d.npz_file)
     target = input_shape(d.dataset, d.image_size)
@@ -179,7 +201,9 @@ def source_splits(config: ml_collections.ConfigDict, name: str, evaluation, full
                   label_cache: pathlib.Path) -> tuple[Splits | StreamedSplits, dict]:
     """The generation data of source `name` and a summary of what was selected.
     `full` is the evaluation dataset before data.half; `evaluation` after it. In-memory
-    and streamed splits select alike (data/selections.py)."""
+    and streamed splits select alike (data/selections.py); a streamed training split
+    then gets the source's colour jitter (generation.NAME.color_jitter), as a copy
+    where it differs from the evaluation's."""
     s, d = config.generation[name], config.data
     dataset = s.dataset or d.dataset
     if dataset == d.dataset:
@@ -195,6 +219,8 @@ def source_splits(config: ml_collections.ConfigDict, name: str, evaluation, full
     if s.task == "semisup":
         train = selections.mark_unlabelled(train, s.labelled_fraction,
                                            _seed(d.split_seed, LABELLED_STREAM))
+    if dataset in STREAMED_CLASSES:
+        train = with_jitter(config, train, color_jitter(config, name))
     if train is not splits.train:
         splits = dataclasses.replace(splits, train=train)
     labelled = (int(np.sum(splits.train.labels >= 0)) if s.task == "semisup"
@@ -248,7 +274,7 @@ def build_sources(config: ml_collections.ConfigDict, workdir: pathlib.Path,
         setup = evaluation if same else Setup(
             splits, task, recipe, config.model.name, config.model.dropout, spec,
             config.runtime.steps_per_call, config.train.eval_batch_size,
-            prefix=f"generation.{name}", **runtime_options(config))
+            prefix=f"generation.{name}", init=config.model.init, **runtime_options(config))
         if setup.image_shape != evaluation.image_shape:
             if evaluation_shapes is None:  # traced once, for every source that needs it
                 evaluation_shapes = param_shapes(evaluation)

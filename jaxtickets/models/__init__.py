@@ -37,7 +37,11 @@ _REGISTRY: dict[str, Callable[..., nn.Module]] = {
                                                                stem="imagenet"),
     "resnet50": lambda num_classes, dropout: resnet50(num_classes, dropout, stem="imagenet"),
     "alexnet": lambda num_classes, dropout: AlexNet(num_classes, dropout),
-    "mobilenet_v1": lambda num_classes, dropout: MobileNetV1(num_classes, dropout=dropout),
+    # CIFAR stem (stride 1: 2x2 final map at 32 px) and the paper's (stride 2: 7x7 at 224).
+    "mobilenet_v1": lambda num_classes, dropout: MobileNetV1(num_classes, stem_stride=1,
+                                                             dropout=dropout),
+    "mobilenet_v1_imagenet": lambda num_classes, dropout: MobileNetV1(
+        num_classes, stem_stride=2, dropout=dropout),
 }
 
 

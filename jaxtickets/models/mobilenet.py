@@ -1,17 +1,22 @@
 """MobileNet-v1 (Howard et al. 2017), width 1.0, as P3 uses on CIFAR.
 
-Stem 3x3/2 conv to 32, then 13 depthwise-separable blocks (3x3 depthwise conv + BN +
+Stem 3x3 conv to 32, then 13 depthwise-separable blocks (3x3 depthwise conv + BN +
 ReLU, 1x1 pointwise conv + BN + ReLU), global average pool, `output` 1024 -> classes.
 The paper's table gives stride 2 to the last depthwise conv too; implementations (and
 the 7x7 final map at 224) use stride 1 there, as here.
 
+Stem stride: the paper's stride 2 (registry `mobilenet_v1_imagenet`) divides the input
+by 32 in all: a 7x7 final map at 224 pixels, but 1x1 at CIFAR's 32, where the last
+blocks then see single pixels. CIFAR variants keep the stem at stride 1 (registry
+`mobilenet_v1`, as `resnet18` is the CIFAR ResNet-18): a 2x2 final map at 32 pixels.
+P3 does not say which it used on CIFAR. The field's default is the paper's 2.
+
 Depthwise convs are nn.Conv with feature_group_count = channels: their kernels are 4-D
 (3, 3, 1, C), so the pruner counts them as kind 'conv'. Convs have no bias (BN follows);
 BN momentum 0.9 / epsilon 1e-5 (PyTorch defaults). 4,231,976 parameters with 1000
-classes (convs, BN scale/bias, output kernel and bias). Conv init He normal fan_out as
-torchvision's MobileNets; `output` uses the toolkit's Glorot normal. `stem_stride` 1 is
-the common CIFAR variant (P3 does not say which it used); the registry uses 2.
-`dropout` (off by default) is applied before `output` if set.
+classes (convs, BN scale/bias, output kernel and bias; the stem stride changes no
+count). Conv init He normal fan_out as torchvision's MobileNets; `output` uses the
+toolkit's Glorot normal. `dropout` (off by default) is applied before `output` if set.
 """
 
 from __future__ import annotations

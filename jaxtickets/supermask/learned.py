@@ -177,18 +177,23 @@ def _split_metrics(fns: _Functions, params, stats, split: DeviceSplit, batch: in
 
 
 def _evaluate(fns, logits, frozen, stats, data, batch, mesh, key, samples, total) -> dict:
-    """Validation/test metrics and density, each averaged over `samples` mask draws."""
+    """Validation/test metrics and density, each averaged over `samples` mask draws.
+    Without a validation split (data.validation_size = 0) the validation metrics are
+    None, and early stopping takes the last evaluation (training/loop.early_stop)."""
     params, mask = frozen
+    splits = [name for name in ("validation", "test") if data[name].size]
     sums = dict.fromkeys(("validation_loss", "validation_accuracy", "test_loss",
                           "test_accuracy", "density"), 0.0)
     for s in range(samples):
         effective, kept, expected = fns.draw(logits, mask, params, jax.random.fold_in(key, s))
-        for name in ("validation", "test"):
+        for name in splits:
             loss, acc = _split_metrics(fns, effective, stats, data[name], batch, mesh)
             sums[f"{name}_loss"] += loss
             sums[f"{name}_accuracy"] += acc
         sums["density"] += int(kept) / total
     record = {k: v / samples for k, v in sums.items()}
+    if "validation" not in splits:
+        record["validation_loss"] = record["validation_accuracy"] = None
     record["expected_density"] = float(expected) / total
     return record
 

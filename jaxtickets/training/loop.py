@@ -56,23 +56,45 @@ class RunOutcome:
         return summarize(self.history, self.wall_seconds)
 
 
+# What early stopping chose its evaluation by (a summary's `early_stop_basis`): P2's
+# minimum validation loss, or, without a validation split (data.validation_size = 0, as
+# in P0, P1 and P3, which report the end of training), the last evaluation.
+BY_VALIDATION_LOSS = "validation_loss"
+BY_LAST_EVALUATION = "last_evaluation"
+
+
+def early_stop_basis(history: list[dict]) -> str:
+    """BY_VALIDATION_LOSS when every evaluation measured a validation loss; otherwise
+    there is nothing held out to choose by, and the run stops at its last evaluation."""
+    if all(h.get("validation_loss") is not None for h in history):
+        return BY_VALIDATION_LOSS
+    return BY_LAST_EVALUATION
+
+
 def early_stop(history: list[dict]) -> dict:
-    """P2's metric: the evaluation of minimum validation loss (first one on ties)."""
-    return min(history, key=lambda h: (h["validation_loss"], h["step"]))
+    """P2's metric: the evaluation of minimum validation loss (first one on ties); the
+    last evaluation when the run has no validation split (early_stop_basis). Test
+    metrics never choose: that would select on the data the result is reported on."""
+    if early_stop_basis(history) == BY_VALIDATION_LOSS:
+        return min(history, key=lambda h: (h["validation_loss"], h["step"]))
+    return history[-1]
 
 
 def summarize(history: list[dict], wall_seconds: float) -> dict:
-    """A run's summary: its early-stop evaluation and its last one."""
+    """A run's summary: its early-stop evaluation and its last one. Validation metrics
+    are None without a validation split; `early_stop_basis` says how the early-stop
+    evaluation was chosen, so results say what their early_stop_* fields mean."""
     best, last = early_stop(history), history[-1]
     return {
         "early_stop_step": best["step"],
         "early_stop_test_accuracy": best["test_accuracy"],
-        "early_stop_validation_loss": best["validation_loss"],
-        "early_stop_validation_accuracy": best["validation_accuracy"],
+        "early_stop_validation_loss": best.get("validation_loss"),
+        "early_stop_validation_accuracy": best.get("validation_accuracy"),
+        "early_stop_basis": early_stop_basis(history),
         "test_accuracy": last["test_accuracy"],
         "test_loss": last["test_loss"],
-        "validation_accuracy": last["validation_accuracy"],
-        "validation_loss": last["validation_loss"],
+        "validation_accuracy": last.get("validation_accuracy"),
+        "validation_loss": last.get("validation_loss"),
         "train_accuracy": last["train_accuracy"],
         "wall_seconds": wall_seconds,
     }
@@ -140,6 +162,15 @@ def evaluate(state: TrainState, steps: CompiledSteps, split, batch: int) -> dict
     return {"loss": totals["loss_sum"] / split.size, "accuracy": totals["correct"] / split.size}
 
 
+def evaluate_if_any(state: TrainState, steps: CompiledSteps, split, batch: int) -> dict:
+    """`evaluate` over a split that may be empty: the validation split when
+    data.validation_size = 0. An empty split has no loss or accuracy (None, not a
+    division by zero), and costs no pass over the data."""
+    if split.size == 0:
+        return {"loss": None, "accuracy": None}
+    return evaluate(state, steps, split, batch)
+
+
 def _stops(plan: RunPlan) -> list[int]:
     points = {plan.end_step}
     points.update(range(plan.start_step - plan.start_step % plan.eval_every + plan.eval_every,
@@ -158,7 +189,9 @@ def train_run(plan: RunPlan, state: TrainState, steps: CompiledSteps, train: Dev
     """Trains from `state` (or from the run's latest step checkpoint) to plan.end_step.
 
     The splits are DeviceSplits (data on the device, batches gathered by index) or
-    StreamedSplits (data/pipeline.py: batches built on the host, one step per call)."""
+    StreamedSplits (data/pipeline.py: batches built on the host, one step per call).
+    An empty `validation` (data.validation_size = 0) is not evaluated: its metrics are
+    None and early stopping takes the last evaluation (early_stop_basis)."""
     checkpoints = StepCheckpoints(plan.directory / "steps")
     history: list[dict] = []
     wall = 0.0
@@ -246,7 +279,7 @@ def evaluate_untrained(state: TrainState, steps: CompiledSteps, validation: Devi
     """A run of zero steps: the network as given (P4's supermasks on the untrained
     network), evaluated once; its single record is both the early-stop and final one."""
     started = time.time()
-    val = evaluate(state, steps, validation, eval_batch)
+    val = evaluate_if_any(state, steps, validation, eval_batch)
     tst = evaluate(state, steps, test, eval_batch)
     record = {"step": int(state.step), "train_loss": None, "train_accuracy": None,
               "validation_loss": val["loss"], "validation_accuracy": val["accuracy"],
@@ -280,7 +313,7 @@ def _evaluate_all(state, steps, validation, test, eval_batch, interval, batch_si
                   label) -> dict:
     train_loss = interval["loss_sum"] / max(interval["steps"], 1)
     check_finite(state, train_loss, step, interval["steps"], steps, label)
-    val = evaluate(state, steps, validation, eval_batch)
+    val = evaluate_if_any(state, steps, validation, eval_batch)
     tst = evaluate(state, steps, test, eval_batch)
     return {"step": step, "train_loss": train_loss,
             "train_accuracy": interval["correct"] / max(interval["count"], 1),
