@@ -50,7 +50,8 @@ def cli(repro: Reproduction, workdir: pathlib.Path, data: pathlib.Path,
     """Runs jaxtickets.main on the reproduction's config; its results and wall time."""
     flags = [f"--config.{k}={v}" for k, v in {
         "data.source": "npz", "data.npz_file": data / repro.data_file,
-        "runtime.plot": False, **overrides}.items()]
+        "runtime.plot": False, "pruning.control_draws": 1,  # runs() counts one reinit
+        **overrides}.items()]
     command = [sys.executable, "-m", "jaxtickets.main", f"--config={repro.config}",
                f"--workdir={workdir}", *flags]
     start = time.perf_counter()
