@@ -17,7 +17,7 @@ from typing import Any
 import jax
 import ml_collections
 
-from jaxtickets import durations
+from jaxtickets import branches, durations
 from jaxtickets.errors import ConfigError
 from jaxtickets.data.datasets import (NORMALIZE_MODES, NUM_CLASSES, STREAMED_CLASSES,
                                       input_shape)
@@ -25,7 +25,8 @@ from jaxtickets.data.selections import HALVES
 from jaxtickets.models import abstract_variables, create_model, model_names
 from jaxtickets.models.initializers import init_names
 from jaxtickets.sparsity.masks import kernel_kind
-from jaxtickets.tasks import ROTATIONS, TASKS
+from jaxtickets import tasks
+from jaxtickets.tasks import ROTATIONS
 from jaxtickets.training.optimizers import OPTIMIZERS
 from jaxtickets.training.schedules import SCHEDULES
 from jaxtickets.training.steps import COMPUTE_DTYPES
@@ -33,12 +34,6 @@ from jaxtickets.training.xla_cpu import check_cpu_convolutions
 
 DATASETS = tuple(NUM_CLASSES) + tuple(STREAMED_CLASSES)  # in memory, then streamed
 SOURCES = ("embedded", "tfds", "npz")
-# Branches trained (or evaluated) at each evaluated level beside the ticket; 'noise_C'
-# (C > 0, e.g. noise_0.5) adds C x sigma_layer Gaussian noise to the ticket (P2 F.7).
-BRANCHES = ("ticket", "random_reinit", "random_ticket", "random_ticket_local", "reinit_dm",
-            "prune_at_init", "random_adjusted", "small_dense", "supermask_init",
-            "supermask_constant", "learned_supermask")
-NOISE_PREFIX = "noise_"
 PRUNING_METHODS = ("layerwise", "global")
 PRUNING_SCHEDULES = ("iterative", "one_shot")
 STRATEGIES = ("reset", "continue")
@@ -290,69 +285,10 @@ def parse_levels(spec: str, levels: int, key: str = "pruning.evaluate_levels") -
     return chosen
 
 
-def noise_scale(branch: str) -> float | None:
-    """C of a 'noise_C' branch, or None for any other branch."""
-    if not branch.startswith(NOISE_PREFIX):
-        return None
-    try:
-        scale = float(branch[len(NOISE_PREFIX):])
-    except ValueError:
-        return None
-    return scale if math.isfinite(scale) and scale > 0 else None
-
-
-def parse_branches(spec: str, key: str = "branches", one_shot: bool = False) -> list[str]:
-    """The branch names of `spec`. Iterative trajectories need 'ticket' (IMP trains it
-    at every level anyway); a one-shot one may leave it out, and then trains only its
-    dense level 0 and runs the listed branches at the evaluated levels (P4's supermask
-    sweep over one-shot masks of one trained network)."""
-    names = [b.strip() for b in spec.split(",") if b.strip()]
-    for name in names:
-        if name not in BRANCHES and noise_scale(name) is None:
-            raise ConfigError(f"{key}: unknown branch {name!r}; choose from {BRANCHES} "
-                              f"or {NOISE_PREFIX}C with C > 0 (e.g. noise_0.5)")
-    if len(set(names)) != len(names):
-        raise ConfigError(f"{key}: a branch is listed twice in {spec!r}")
-    if "ticket" not in names and not one_shot:
-        raise ConfigError(f"{key}: 'ticket' is required for an iterative trajectory (IMP "
-                          "trains it at every level); only a one-shot schedule may leave "
-                          "it out")
-    return names
-
-
-# Controls that start from weights of their own (a fresh initialization or theta_0)
-# rather than from the ticket's rewind weights, so they can train from scratch (step 0).
-SCRATCH_CAPABLE = ("random_reinit", "random_ticket", "random_ticket_local", "random_adjusted",
-                   "prune_at_init", "small_dense")
-
-
-def _check_controls_from_scratch(spec: str) -> None:
-    names = [b.strip() for b in spec.split(",") if b.strip()]
-    for name in names:
-        if name not in SCRATCH_CAPABLE:
-            raise ConfigError(f"pruning.controls_from_scratch: {name!r} cannot train from "
-                              f"scratch; choose from {SCRATCH_CAPABLE} (the others start "
-                              "from the ticket's rewind weights)")
-    if len(set(names)) != len(names):
-        raise ConfigError(f"pruning.controls_from_scratch: a branch is listed twice in "
-                          f"{spec!r}")
-
-
 def _rate(value: float, key: str) -> None:
     if not 0.0 < value < 1.0:
         raise ConfigError(f"{key}: a pruning rate must lie strictly between 0 and 1, "
                           f"got {value}")
-
-
-def parse_logit_inits(spec: str) -> list[float]:
-    try:
-        values = [float(v) for v in spec.split(",") if v.strip()]
-    except ValueError as err:
-        raise ConfigError(f"supermask.logit_inits: expected comma-separated numbers such "
-                          f"as '-1,0,1', got {spec!r}") from err
-    if not all(math.isfinite(v) for v in values):
-        raise ConfigError(f"supermask.logit_inits: expected finite numbers, got {spec!r}")
-    return values
 
 
 def _check_trajectory(values: dict, key: str, inherit: bool) -> None:
@@ -485,7 +421,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
                           f"a prunable kind (it has {', '.join(sorted(present))}; prunable: "
                           f"{', '.join(k for k, v in p.prune.items() if v)})")
     parse_levels(p.evaluate_levels, p.levels)
-    parse_branches(config.branches, one_shot=p.schedule == "one_shot")
+    branches.parse_branches(config.branches, one_shot=p.schedule == "one_shot")
     _check_trajectory(p, "pruning", inherit=False)
     if p.first_conv_layers < 0:
         raise ConfigError(f"pruning.first_conv_layers: must be >= 0 (0: every layer), "
@@ -493,23 +429,20 @@ def validate(config: ml_collections.ConfigDict) -> None:
     if p.first_conv_layers and not (p.prune.conv and "conv" in present):
         raise ConfigError(f"pruning.first_conv_layers: needs pruning.prune.conv=True and "
                           f"a model with conv layers (model.name={config.model.name!r})")
-    _check_controls_from_scratch(p.controls_from_scratch)
     if p.control_draws < 1:
         raise ConfigError(f"pruning.control_draws: must be >= 1 (draws of each random "
                           f"control per level), got {p.control_draws}")
     if not 0.0 < p.natural_zero_threshold < 1.0:
         raise ConfigError(f"pruning.natural_zero_threshold: must lie in (0, 1), got "
                           f"{p.natural_zero_threshold}")
-    if config.evaluation.task not in TASKS:
-        raise ConfigError(f"evaluation.task: unknown task {config.evaluation.task!r}; "
-                          f"choose one of {TASKS}")
+    tasks.get(config.evaluation.task, "evaluation.task")
     _check_sources(config)
     for name in config.generation.keys():
         _validate_source(config, name)
     if any(s.schedule == "one_shot" for s in config.generation.values()) or (
             p.schedule == "one_shot"):
         _check_one_shot(p, present)
-    _validate_supermask(config)
+    branches.check_config(config, listed_branches(config))
     _check_color_jitter(config)
     if config.data.dataset in STREAMED_CLASSES:
         _validate_streamed(config)
@@ -570,24 +503,19 @@ def _check_color_jitter(config: ml_collections.ConfigDict) -> None:
 
 def _validate_streamed(config: ml_collections.ConfigDict) -> None:
     """What a streamed dataset (ImageNet, Places365) does not do: data.train_size and
-    data.test_size (in-memory loading options; select with a source's sample_fraction)
-    and learned supermasks (their own training loop)."""
+    data.test_size (in-memory loading options; select with a source's sample_fraction)."""
     d, name = config.data, config.data.dataset
     for key in ("train_size", "test_size"):
         if d[key]:
             raise ConfigError(f"data.{key}: not supported with the streamed dataset {name}; "
                               "use generation.NAME.sample_fraction to train on fewer images")
-    if _asks_for_learned_supermask(config):
-        raise ConfigError(f"branches: learned_supermask is not supported with the streamed "
-                          f"dataset {name} yet")
 
 
 def _validate_source(config: ml_collections.ConfigDict, name: str) -> None:
     s, key = config.generation[name], f"generation.{name}"
     if not name.replace("_", "").isalnum():
         raise ConfigError(f"{key}: a source name uses letters, digits and '_' only")
-    if s.task not in TASKS:
-        raise ConfigError(f"{key}.task: unknown task {s.task!r}; choose one of {TASKS}")
+    tasks.get(s.task, f"{key}.task")
     if s.dataset and s.dataset not in DATASETS:
         raise ConfigError(f"{key}.dataset: unknown dataset {s.dataset!r}; "
                           f"choose one of {DATASETS}")
@@ -632,30 +560,15 @@ def _validate_source(config: ml_collections.ConfigDict, name: str) -> None:
     if s.evaluate_levels:
         parse_levels(s.evaluate_levels, config.pruning.levels, f"{key}.evaluate_levels")
     if s.branches:
-        parse_branches(s.branches, f"{key}.branches",
+        branches.parse_branches(s.branches, f"{key}.branches",
                        one_shot=(s.schedule or config.pruning.schedule) == "one_shot")
     _check_trajectory(s, key, inherit=True)
 
 
-def _asks_for_learned_supermask(config: ml_collections.ConfigDict) -> bool:
-    """Whether the evaluation's or any source's branches include learned_supermask."""
+def listed_branches(config: ml_collections.ConfigDict) -> set[str]:
+    """Every branch name the evaluation's or any source's `branches` lists."""
     wanted = [config.branches] + [s.branches for s in config.generation.values()]
-    return any("learned_supermask" in b.replace(" ", "").split(",") for b in wanted)
-
-
-def _validate_supermask(config: ml_collections.ConfigDict) -> None:
-    m = config.supermask
-    inits = parse_logit_inits(m.logit_inits)
-    if _asks_for_learned_supermask(config) and not inits:
-        raise ConfigError("supermask.logit_inits: the learned_supermask branch needs at "
-                          "least one mask-logit initialization, e.g. '-1,0,1'")
-    for field in ("steps", "batch_size", "eval_every", "eval_samples"):
-        if m[field] < 1:
-            raise ConfigError(f"supermask.{field}: must be >= 1, got {m[field]}")
-    if m.learning_rate <= 0:
-        raise ConfigError(f"supermask.learning_rate: must be > 0, got {m.learning_rate}")
-    if not 0.0 <= m.momentum < 1.0:
-        raise ConfigError(f"supermask.momentum: must lie in [0, 1), got {m.momentum}")
+    return {b.strip() for spec in wanted for b in spec.split(",") if b.strip()}
 
 
 def validate_steps(total: int, rewind: int, eval_every: int, checkpoint_every: int,

@@ -1,6 +1,7 @@
 """Command line: python -m jaxtickets.main --config=configs/NAME.py[:ARG] --workdir=DIR.
 
-Any config key can be overridden with --config.a.b=value. Configs are Python files
+Any config key can be overridden with --config.a.b=value. --dry_run prints what the
+experiment will run and cost (experiment/dry_run.py) and writes nothing. Configs are Python files
 and therefore trusted code: run only configs you would run as a script.
 
 Multi-host: every process runs the same command with `--multihost` (JAX finds the
@@ -25,6 +26,13 @@ _CONFIG = config_flags.DEFINE_config_file("config", None, "Experiment config fil
                                           lock_config=True)
 _WORKDIR = flags.DEFINE_string("workdir", None, "Directory for checkpoints and results.")
 flags.mark_flags_as_required(["config", "workdir"])
+_DRY_RUN = flags.DEFINE_bool(
+    "dry_run", False, "Print the experiment's plan (stages, runs, steps, examples, FLOPs, "
+    "what this workdir already holds) and an estimated wall time from a few timed train "
+    "steps on this machine, then exit without writing anything.")
+_CALIBRATE = flags.DEFINE_bool(
+    "calibrate", True, "With --dry_run: time a few train steps to estimate the wall time "
+    "(--nocalibrate: the plan alone, in seconds).")
 _MULTIHOST = flags.DEFINE_bool(
     "multihost", False, "Join a multi-host run with jax.distributed.initialize(), the "
     "cluster detected by JAX (Cloud TPU, SLURM, ...).")
@@ -56,8 +64,9 @@ def describe_os_error(err: OSError, workdir) -> str:
     return _one_line(f"cannot read or write {path}: {reason}")
 
 
-def run(config, workdir) -> int:
-    """Runs the experiment; a fixable error prints one `error:` line and returns 2."""
+def run(config, workdir, dry_run: bool = False, calibrate: bool = True) -> int:
+    """Runs the experiment (or prints its plan: `dry_run`); a fixable error prints one
+    `error:` line and returns 2."""
     from jaxtickets.checkpoints import CheckpointError
     from jaxtickets.distributed import PrimaryFailed
     from jaxtickets.errors import ConfigError
@@ -66,7 +75,12 @@ def run(config, workdir) -> int:
     from jaxtickets.training.loop import DivergenceError
 
     try:
-        run_experiment(config, workdir)
+        if dry_run:
+            from jaxtickets.experiment.dry_run import dry_run as print_plan
+
+            print_plan(config, workdir, calibrate=calibrate)
+        else:
+            run_experiment(config, workdir)
     except (ConfigError, WorkdirError, CheckpointError, PrimaryFailed) as err:
         print(f"error: {err}", file=sys.stderr, flush=True)
         return 2
@@ -110,7 +124,7 @@ def main(argv: list[str]) -> int:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     join_processes()
     logging.set_verbosity(logging.WARNING)  # Orbax logs every file operation at INFO
-    return run(_CONFIG.value, _WORKDIR.value)
+    return run(_CONFIG.value, _WORKDIR.value, _DRY_RUN.value, _CALIBRATE.value)
 
 
 if __name__ == "__main__":

@@ -109,7 +109,7 @@ def test_first_conv_layers_prunes_only_those_layers(cifar_tfds_dir, tmp_path):
     config.branches = "ticket"
     results = run_experiment(config, tmp_path / "run")
     exp = Experiment(config, tmp_path / "run")
-    params = exp._init(exp.evaluation, exp._key(0, 1))["params"]
+    params = exp.init_weights(exp.evaluation, exp.key(0, 1))["params"]
     assert len(layer_counts(init_mask(params, exp.policy))) == 5  # 2 convs, 3 dense
     mask = checkpoints.load_tree(tmp_path / "run" / "replicate_0" / "level_01" / "mask",
                                  exp._full_mask(params, exp.evaluation))

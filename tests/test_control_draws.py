@@ -20,7 +20,7 @@ from jaxtickets import checkpoints
 from jaxtickets.analysis.aggregate import aggregate, compute, load_results
 from jaxtickets.config_schema import validate
 from jaxtickets.errors import ConfigError
-from jaxtickets.experiment import controls
+from jaxtickets import branches
 from jaxtickets.experiment.driver import Experiment
 from jaxtickets.sparsity.masks import init_mask, remaining_and_total
 
@@ -38,7 +38,7 @@ def _run(config, workdir):
     """Runs the experiment; returns (results, trained steps, planned steps)."""
     exp = Experiment(config, workdir)
     results = exp.run()
-    return results, exp.progress.done_steps, exp._planned_steps()
+    return results, exp.progress.done_steps, sum(s.steps for s in exp.plan)
 
 
 def _row_key(row):
@@ -77,7 +77,7 @@ def scratch(tmp_path_factory):
 
 def _like(config, workdir):
     exp = Experiment(config, workdir)
-    weights = exp._init(exp.evaluation, exp._key(0, 1))
+    weights = exp.init_weights(exp.evaluation, exp.key(0, 1))
     return weights, init_mask(weights["params"], exp.policy)
 
 
@@ -133,7 +133,7 @@ def test_reinit_draws_differ_and_keep_the_tickets_mask(drawn):
             ldir = _level_dir(workdir, replicate, level)
             mask = _kernels({"params": checkpoints.load_tree(ldir / "mask", mask_like)})
             finals = [_kernels(checkpoints.load_tree(
-                ldir / controls.run_name("random_reinit", d) / "final", weights_like))
+                ldir / branches.run_name("random_reinit", d) / "final", weights_like))
                 for d in range(3)]
             for final in finals:
                 assert final.keys() == mask.keys()
@@ -155,7 +155,7 @@ def test_random_ticket_draws_get_their_own_masks_of_the_same_count(scratch):
     _, mask_like = _like(config, workdir)
     ldir = _level_dir(workdir, 0, 1)
     ticket = checkpoints.load_tree(ldir / "mask", mask_like)
-    masks = [checkpoints.load_tree(ldir / controls.run_name("random_ticket", d) / "mask",
+    masks = [checkpoints.load_tree(ldir / branches.run_name("random_ticket", d) / "mask",
                                    mask_like) for d in range(2)]
     flat = [np.concatenate([np.ravel(m) for m in jax.tree_util.tree_leaves(x)])
             for x in [ticket] + masks]
@@ -235,11 +235,11 @@ def test_which_controls_are_drawn():
     for branch in ("random_reinit", "random_ticket", "random_ticket_local",
                    "random_adjusted", "prune_at_init", "reinit_dm", "noise_0.5",
                    "small_dense"):
-        assert controls.draws(branch, 3) == 3, branch
+        assert branches.draws(branch, 3) == 3, branch
     for branch in ("ticket", "supermask_init", "supermask_constant", "learned_supermask"):
-        assert controls.draws(branch, 3) == 1, branch
-    assert controls.run_name("random_reinit", 0) == "random_reinit"
-    assert controls.run_name("random_reinit", 2) == "random_reinit_draw2"
+        assert branches.draws(branch, 3) == 1, branch
+    assert branches.run_name("random_reinit", 0) == "random_reinit"
+    assert branches.run_name("random_reinit", 2) == "random_reinit_draw2"
 
 
 @pytest.mark.parametrize("key,value", [("control_draws", 0),

@@ -128,21 +128,21 @@ def test_noise_dm_and_signed_constant():
 
 def test_supermasks_use_the_untrained_network_even_after_rewinding():
     """P4's supermasks are evaluated on theta_0, not on weights rewound to a step k > 0."""
-    from jaxtickets.experiment import controls
+    from jaxtickets import branches
 
     init = _params(0)
     rewound = jax.tree_util.tree_map(lambda w: w + 1.0, init)
     mask = _mask(init, keep=0.4)
-    ctx = controls.LevelContext({"params": rewound, "batch_stats": {}}, mask,
+    ctx = branches.LevelContext({"params": rewound, "batch_stats": {}}, mask,
                                 {"params": init, "batch_stats": {}}, None, None, 1e-7)
-    plain = controls.control_weights("supermask_init", ctx, mask, seed=0)["params"]
+    plain = branches.get("supermask_init").weights(ctx, mask, 0)["params"]
     np.testing.assert_array_equal(plain["hidden_0"]["kernel"], init["hidden_0"]["kernel"])
-    const = controls.control_weights("supermask_constant", ctx, mask, seed=0)["params"]
+    const = branches.get("supermask_constant").weights(ctx, mask, 0)["params"]
     m, w0 = mask["hidden_0"]["kernel"], init["hidden_0"]["kernel"]
     sigma = np.float32(np.std(w0.astype(np.float64)))
     np.testing.assert_array_equal(const["hidden_0"]["kernel"][m], sigma * np.sign(w0[m]))
     # The noise control perturbs the ticket's (rewound) weights.
-    noisy = controls.control_weights("noise_1", ctx, mask, seed=0)["params"]
+    noisy = branches.get("noise_1").weights(ctx, mask, 0)["params"]
     np.testing.assert_array_equal(noisy["output"]["bias"], rewound["output"]["bias"])
 
 

@@ -54,7 +54,7 @@ def _rows(results):
 def _likes(config, workdir):
     """(weights, mask) trees shaped like the LeNet's, for reading stored checkpoints."""
     exp = Experiment(config, workdir)
-    weights = exp._init(exp.evaluation, exp._key(0, 1))
+    weights = exp.init_weights(exp.evaluation, exp.key(0, 1))
     return weights, init_mask(weights["params"], exp.policy)
 
 

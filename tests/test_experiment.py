@@ -63,7 +63,7 @@ def test_rewind_snapshot_equals_state_at_rewind_step(tmp_path):
     results = run_experiment(config, tmp_path / "run")
     exp = Experiment(config, tmp_path / "run")
     rep = tmp_path / "run" / "replicate_0"
-    like = exp._init(exp.evaluation, exp._key(0, 1))
+    like = exp.init_weights(exp.evaluation, exp.key(0, 1))
     rewind = checkpoints.load_tree(rep / "rewind", like)
     # The level-0 step checkpoint at step 100 was written by a different code path.
     step_ckpt = checkpoints.StepCheckpoints(rep / "level_00" / "ticket" / "steps", 10)

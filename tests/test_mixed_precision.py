@@ -81,7 +81,7 @@ def test_bf16_run_end_to_end_matches_float32_closely(smoke_run, tmp_path):
         assert first[0][key] != first[1][key]
         assert first[1][key] == pytest.approx(first[0][key], rel=rel)
     exp = Experiment(config, tmp_path / "bf16")
-    like = exp._init(exp.evaluation, exp._key(0, 1))
+    like = exp.init_weights(exp.evaluation, exp.key(0, 1))
     final = checkpoints.load_tree(tmp_path / "bf16/replicate_0/level_01/ticket/final",
                                   like)
     mask = checkpoints.load_tree(tmp_path / "bf16/replicate_0/level_01/mask",

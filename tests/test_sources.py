@@ -60,11 +60,11 @@ def test_transferred_ticket_uses_the_generation_mask_and_a_fresh_head(sources_ru
     config, workdir, _ = sources_run
     exp = Experiment(config, workdir)
     rotnet = next(s for s in exp.sources if s.name == "rotnet")
-    like = exp._init(rotnet.setup, exp._key(0, 1))
+    like = exp.init_weights(rotnet.setup, exp.key(0, 1))
     ldir = workdir / "source_rotnet" / "replicate_0" / "level_01"
     mask = checkpoints.load_tree(ldir / "mask", init_mask(like["params"], exp.policy))
     gen_final = checkpoints.load_tree(ldir.parent / "level_00" / "generation" / "final", like)
-    eval_like = exp._init(exp.evaluation, exp._key(0, 1))
+    eval_like = exp.init_weights(exp.evaluation, exp.key(0, 1))
     ticket = checkpoints.load_tree(ldir / "ticket" / "final", eval_like)
     assert gen_final["params"]["output"]["kernel"].shape == (100, 4)
     assert ticket["params"]["output"]["kernel"].shape == (100, 10)
@@ -79,7 +79,7 @@ def test_transferred_ticket_uses_the_generation_mask_and_a_fresh_head(sources_ru
 def test_random_baseline_masks_keep_their_counts(sources_run):
     config, workdir, _ = sources_run
     exp = Experiment(config, workdir)
-    like = init_mask(exp._init(exp.evaluation, exp._key(0, 1))["params"],
+    like = init_mask(exp.init_weights(exp.evaluation, exp.key(0, 1))["params"],
                      PrunablePolicy(output=False))
     ldir = workdir / "source_labels" / "replicate_0" / "level_01"
     ticket = layer_counts(checkpoints.load_tree(ldir / "mask", like))

@@ -70,7 +70,7 @@ def test_imp_runs_on_streamed_batches(streamed_run, jpeg_dir):
         assert round(h["validation_accuracy"] * 5) == pytest.approx(
             h["validation_accuracy"] * 5)
     exp = Experiment(streamed_config(jpeg_dir), workdir)
-    like = exp._init(exp.evaluation, exp._key(0, 1))
+    like = exp.init_weights(exp.evaluation, exp.key(0, 1))
     final = checkpoints.load_tree(workdir / "replicate_0/level_01/ticket/final", like)
     mask = checkpoints.load_tree(workdir / "replicate_0/level_01/mask",
                                  masks.init_mask(like["params"], exp.policy))

@@ -9,26 +9,34 @@ control branches train the level's mask, or a permutation of it, from fresh weig
 from the ticket's start step, or from step 0 for the full duration if listed in
 `pruning.controls_from_scratch`; a random control runs `pruning.control_draws`
 independent draws, draw 0 being the run of a single draw.
-Each stage's outputs are written once; a rerun skips every stage whose outputs exist.
+
+The plan (experiment/plan.py) lists these stages before any compute; `Experiment.run`
+is the executor that runs them in order. Each stage's outputs are written once; a
+rerun loads every stage whose outputs exist instead of computing it again. Control
+branches do their own work (branches/); nothing here names one.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import pathlib
 import time
-from typing import Any
+from typing import Any, Optional
 
 import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from jaxtickets import checkpoints, distributed
-from jaxtickets.config_schema import identity, parse_logit_inits, validate
+from jaxtickets import branches, checkpoints, distributed
+from jaxtickets.branches import LevelContext
+from jaxtickets.config_schema import identity, validate
 from jaxtickets.errors import ConfigError
 from jaxtickets.analysis.correlation import correlation_indicator, kernel_layers
 from jaxtickets.analysis.flops import forward_flops, training_flops
-from jaxtickets.experiment import controls, results, workdir as workdir_lib
+from jaxtickets.experiment import results, workdir as workdir_lib
+from jaxtickets.experiment.plan import (CONTROL, PRUNE, TICKET, TRAIN, Stage, build_plan,
+                                        level_dir)
 from jaxtickets.experiment.setup import (Schedule, Setup, convert_recipe, describe_rewind,
                                          evaluation_recipe)
 from jaxtickets.experiment.sources import (Source, build_sources, evaluation_name,
@@ -59,13 +67,16 @@ def convert_durations(config: ml_collections.ConfigDict, train_size: int
 class Experiment:
     """Everything built once per experiment: data on device, models, compiled steps."""
 
-    def __init__(self, config: ml_collections.ConfigDict, workdir: str | pathlib.Path):
+    def __init__(self, config: ml_collections.ConfigDict, workdir: str | pathlib.Path,
+                 label_cache: str | pathlib.Path | None = None):
+        """`label_cache`: where label indexes go (default: the workdir's; --dry_run
+        passes a temporary directory, so that it writes nothing to the workdir)."""
         validate(config)
         self.config = config
         self.workdir = pathlib.Path(workdir)
         self.id = identity(config)
         self.resuming = workdir_lib.check_identity(self.workdir, config)
-        label_cache = self.workdir / workdir_lib.LABEL_INDEX_DIR
+        label_cache = pathlib.Path(label_cache or self.workdir / workdir_lib.LABEL_INDEX_DIR)
         self.splits, full = load_evaluation_data(config, label_cache)
         self.evaluation: Setup = evaluation_setup(config, self.splits)
         self.schedule = self.evaluation.schedule
@@ -74,41 +85,35 @@ class Experiment:
         p = config.pruning
         self.policy = masks_lib.PrunablePolicy(**p.prune.to_dict())
         self.levels = list(range(p.levels + 1))
-        self.extra_setups: list[Setup] = []  # small-dense models, compiled as needed
-        self._small_dense_setups: dict[int, Setup] = {}  # by target count: draws share one
-        self.from_scratch = controls.from_scratch(p.controls_from_scratch)
+        self._model_setups: dict[Any, Setup] = {}  # other models (setup_with_model)
+        self.from_scratch = branches.from_scratch(config)
         self.compile_clock = CompileClock()  # XLA compile seconds of this process
+        self.plan: list[Stage] = build_plan(self)
 
     @property
     def steps(self):
         return self.evaluation.steps
 
     # ---- randomness -------------------------------------------------------------------
-    def _key(self, replicate: int, *stream: int) -> jax.Array:
+    def key(self, replicate: int, *stream: int) -> jax.Array:
         key = jax.random.fold_in(jax.random.PRNGKey(self.config.seed), replicate)
         for s in stream:
             key = jax.random.fold_in(key, s)
         return key
 
-    def _seed(self, replicate: int, *stream: int) -> int:
+    def seed(self, replicate: int, *stream: int) -> int:
         return int(np.random.SeedSequence([self.config.seed, replicate, *stream])
                    .generate_state(1)[0])
 
     @staticmethod
-    def _draw_stream(draw: int) -> tuple[int, ...]:
+    def draw_stream(draw: int) -> tuple[int, ...]:
         """What a control's draw adds to its keys and seeds: nothing for draw 0, so it is
         the run made before draws existed; (DRAW_STREAM, d) for d > 0, never a trailing
         0 (SeedSequence pads entropy with zeros: [a, b, 0] seeds like [a, b])."""
         return () if draw == 0 else (DRAW_STREAM, draw)
 
-    def _control_start(self, branch: str) -> int:
-        """The schedule step a trained control starts at: the ticket's (the rewind step
-        unless the schedule restarts), or 0 for a branch trained from scratch (P3 App. B:
-        RR and SDT train the full T while the ticket trains T - t from theta_t)."""
-        return 0 if branch in self.from_scratch else self.evaluation.rewind_start
-
     @staticmethod
-    def _init(setup: Setup, key: jax.Array) -> dict:
+    def init_weights(setup: Setup, key: jax.Array) -> dict:
         """Initial variables; Flax derives each layer's key from its name, and
         initialize_kernels (model.init) each kernel's from its path, so the layers that
         two setups' models share get the same values from the same key."""
@@ -120,33 +125,10 @@ class Experiment:
         return {"params": host_copy(params),
                 "batch_stats": host_copy(variables.get("batch_stats", {}))}
 
-    # ---- stages -----------------------------------------------------------------------
-    def _planned_steps(self) -> int:
-        restart = self.config.pruning.restart_schedule
-        supermask = self.config.supermask
-        total = 0
-        for src in self.sources:
-            gen = src.setup
-            runs = sum(self._trains_at(src, lv, lv in src.evaluate_levels)
-                       for lv in self.levels)
-            total += gen.schedule.total + max(runs - 1, 0) * (
-                gen.schedule.total - gen.schedule.start_after_rewind(restart))
-            per_eval = self.schedule.total - self.schedule.start_after_rewind(restart)
-            draws = self.config.pruning.control_draws
-            for lv in src.evaluate_levels:
-                trained = [b for b in src.branches if b != "ticket" and controls.runs_at(b, lv)
-                           and controls.is_trained(b)]
-                ticket = 0 if src.is_evaluation or not src.trains_ticket(lv) else 1
-                total += per_eval * ticket
-                for b in trained:
-                    if b == "learned_supermask":
-                        total += supermask.steps * len(parse_logit_inits(supermask.logit_inits))
-                    else:
-                        total += controls.draws(b, draws) * (self.schedule.total
-                                                             - self._control_start(b))
-        return self.config.num_replicates * total
-
+    # ---- the executor ------------------------------------------------------------------
     def run(self) -> dict:
+        """Runs every stage of the plan in order; a stage whose outputs exist is loaded,
+        not recomputed, so a rerun resumes where the last one stopped."""
         distributed.on_primary(lambda: self.workdir.mkdir(parents=True, exist_ok=True),
                                f"creating {self.workdir}")
         with workdir_lib.WorkdirLock(self.workdir), self.compile_clock:
@@ -156,14 +138,20 @@ class Experiment:
                                               "interrupted run")
             else:
                 workdir_lib.write_config(self.workdir, self.config)
-            self.progress = Progress(self._planned_steps(),
-                                     self.config.runtime.log_every_seconds)
+            todo = sum(s.steps for s in self.plan if not s.is_done())
+            self.progress = Progress(todo, self.config.runtime.log_every_seconds)
             rows: list[dict] = []
             self.stages: list[dict] = []  # the cost of every trained run, evaluated or not
             started = time.time()
-            for source in self.sources:
-                for replicate in range(self.config.num_replicates):
-                    self._replicate(source, replicate, rows)
+            state = None
+            for stage in self.plan:
+                key = stage.key
+                if state is None or (state.source.name, state.replicate) != (
+                        key.source, key.replicate):
+                    state = self._replicate_state(self._source(key.source), key.replicate)
+                rows.extend(self._RUNNERS[stage.kind](self, state, stage))
+                if stage.ends_level:
+                    self._write(rows)
             out = self._write(rows)
             distributed.primary_print(results.format_table(out["rows"]) if len(self.sources) == 1
                   else results.sources_table(self.workdir), flush=True)
@@ -179,7 +167,7 @@ class Experiment:
         traces: dict[str, int] = {}
         setups = {id(s.setup): s.setup for s in self.sources}
         setups[id(self.evaluation)] = self.evaluation
-        setups.update({id(s): s for s in self.extra_setups})
+        setups.update({id(s): s for s in self._model_setups.values()})
         for setup in setups.values():
             for kind, count in setup.steps.traces.items():
                 traces[kind] = traces.get(kind, 0) + count
@@ -219,153 +207,169 @@ class Experiment:
         merged.update({key(r): r for r in fresh})
         return list(merged.values())
 
-    def _replicate(self, source: Source, replicate: int, rows: list[dict]) -> None:
-        gen, trajectory = source.setup, source.trajectory
+    # ---- stage runners: each returns the rows its stage yields ------------------------
+    def _source(self, name: str) -> Source:
+        return next(s for s in self.sources if s.name == name)
+
+    def _replicate_state(self, source: Source, replicate: int) -> "ReplicateState":
+        """theta_0 of the source's model (stored, so a resumed run starts alike) and of
+        the evaluation model, and the all-ones mask pruning starts from."""
         rdir = source.root / f"replicate_{replicate}"
-        theta0_path = rdir / "theta_0"
-        init = self._init(gen, self._key(replicate, INIT_STREAM))
-        if checkpoints.exists(theta0_path):
-            init = checkpoints.load_tree(theta0_path, init)
+        init = self.init_weights(source.setup, self.key(replicate, INIT_STREAM))
+        if checkpoints.exists(rdir / "theta_0"):
+            init = checkpoints.load_tree(rdir / "theta_0", init)
         else:
-            checkpoints.save_tree(theta0_path, init)
-        eval_init = init if source.is_evaluation else self._init(
-            self.evaluation, self._key(replicate, INIT_STREAM))
-        full_mask = self._full_mask(init["params"], gen)
-        mask, values = full_mask, None
-        rewind_path = rdir / "rewind"
-        previous_final = dense_final = generation_row = None
-        tag = f"{source.name} " if len(self.sources) > 1 else ""
-        last = self.levels[-1]
-        for level in self.levels:
-            ldir = rdir / f"level_{level:02d}"
-            if level > 0 and not checkpoints.exists(rewind_path):
-                self._recover_rewind(rewind_path, init, rdir, gen)
-            rewind = init if level == 0 else checkpoints.load_tree(rewind_path, init)
-            if level > 0:
-                base = (dense_final, full_mask, None) if trajectory.schedule == "one_shot" \
-                    else (previous_final, mask, values)
-                mask, values = self._level_mask(source, ldir, base, rewind, replicate, level)
-            label = f"{tag}rep {replicate} level {level}/{last}"
-            evaluated = level in source.evaluate_levels
-            found_by = generation_row  # the run whose final weights gave this level's mask
-            if self._trains_at(source, level, evaluated):
-                capture = rewind_path if level == 0 and not checkpoints.exists(
-                    rewind_path) else None
-                branch = "ticket" if source.is_evaluation else "generation"
-                start = self._start_weights(source, level, rewind, previous_final, mask,
-                                            init, replicate)
-                summary, previous_final = self._train(
-                    gen, ldir / branch, f"{label} {branch}", (start, gen.start_step(level)),
-                    mask, replicate, capture, values)
-                generation_row = self._row(source, gen, replicate, level, branch, mask,
-                                           init, summary, values)
-                self.stages.append(stage_cost(generation_row))
-                if level == 0:  # the dense run found itself (and the rewind weights)
-                    found_by, dense_final = generation_row, previous_final
-            if not evaluated:
-                continue
-            if source.is_evaluation:
-                if source.trains_ticket(level):
-                    rows.append(generation_row)
-                eval_mask, ticket = mask, rewind
-            else:
-                # Rewind weights at every level, level 0 included, so training starts at
-                # the evaluation's rewind step.
-                generated = rewind if level > 0 else checkpoints.load_tree(rewind_path, init)
-                ticket, _ = transfer_weights(generated, eval_init)
-                eval_mask = transfer_mask(mask, eval_init["params"], self.policy)
-                if source.trains_ticket(level):
-                    self._transferred_ticket(source, ldir, label, replicate, level,
-                                             (ticket, eval_mask, eval_init), found_by, rows)
-            ctx = controls.LevelContext(
-                ticket, eval_mask, eval_init, None,
-                dense_final if dense_final is None or source.is_evaluation
-                else transfer_weights(dense_final, eval_init)[0],
-                self.config.pruning.natural_zero_threshold)
-            self._controls(source, ctx, ldir, label, replicate, level, rows)
-            self._write(rows)
+            checkpoints.save_tree(rdir / "theta_0", init)
+        eval_init = init if source.is_evaluation else self.init_weights(
+            self.evaluation, self.key(replicate, INIT_STREAM))
+        full_mask = self._full_mask(init["params"], source.setup)
+        return ReplicateState(source, replicate, rdir, init, eval_init, full_mask,
+                              mask=full_mask, rewind=init)
 
-    def _transferred_ticket(self, source: Source, ldir: pathlib.Path, label: str,
-                            replicate: int, level: int, start: tuple, found_by: dict,
-                            rows: list[dict]) -> None:
-        """Trains a transferred ticket (start = weights, mask, evaluation theta_0) with
-        the evaluation's recipe; its row names the generation run that found its mask."""
-        ticket, eval_mask, eval_init = start
-        summary, _ = self._train(self.evaluation, ldir / "ticket", f"{label} ticket",
-                                 (ticket, self.evaluation.rewind_start), eval_mask,
-                                 replicate, None)
-        row = self._row(source, self.evaluation, replicate, level, "ticket", eval_mask,
-                        eval_init, summary)
-        row["generation"] = {k: found_by[k] for k in GENERATION_KEYS}
-        rows.append(row)
+    def _label(self, state: "ReplicateState", level: int, name: str, draw: int = 0) -> str:
+        tag = f"{state.source.name} " if len(self.sources) > 1 else ""
+        return (f"{tag}rep {state.replicate} level {level}/{self.levels[-1]} "
+                f"{branches.run_label(name, draw)}")
+
+    def _prune_stage(self, state: "ReplicateState", stage: Stage) -> list[dict]:
+        """Level L's mask from the previous level's final weights (the dense run's for
+        one-shot pruning), after loading the rewind weights the level trains from."""
+        level, rewind_path = stage.key.level, state.rdir / "rewind"
+        if not checkpoints.exists(rewind_path):
+            self._recover_rewind(rewind_path, state.init, state.rdir, state.source.setup)
+        state.rewind = checkpoints.load_tree(rewind_path, state.init)
+        base = ((state.dense_final, state.full_mask, None)
+                if state.source.trajectory.schedule == "one_shot"
+                else (state.previous_final, state.mask, state.values))
+        state.mask, state.values = self._level_mask(
+            state.source, level_dir(state.source, state.replicate, level), base,
+            state.rewind, state.replicate, level)
+        state.found_by, state.context = state.generation_row, None
+        return []
+
+    def _train_stage(self, state: "ReplicateState", stage: Stage) -> list[dict]:
+        """The source's own run at a level (its tickets when it is the evaluation); the
+        dense level 0 captures the rewind weights."""
+        source, level, name = state.source, stage.key.level, stage.key.branch
+        rewind_path = state.rdir / "rewind"
+        capture = rewind_path if level == 0 and not checkpoints.exists(rewind_path) else None
+        start = self._start_weights(source, level, state.rewind, state.previous_final,
+                                    state.mask, state.init, state.replicate)
+        gen = source.setup
+        summary, state.previous_final = self.train(
+            gen, level_dir(source, state.replicate, level) / name,
+            self._label(state, level, name), (start, gen.start_step(level)), state.mask,
+            state.replicate, capture, state.values)
+        state.generation_row = self.row(source, gen, state.replicate, level, name,
+                                        state.mask, state.init, summary, state.values)
+        self.stages.append(stage_cost(state.generation_row))
+        if level == 0:  # the dense run found itself (and the rewind weights)
+            state.found_by, state.dense_final = state.generation_row, state.previous_final
+        if stage.evaluated and source.is_evaluation and source.trains_ticket(level):
+            return [state.generation_row]
+        return []
+
+    def _level_context(self, state: "ReplicateState", level: int) -> LevelContext:
+        """The level's ticket on the evaluation model: the source's own mask and rewind
+        weights, or both transferred (rewind weights at every level, level 0 included,
+        so training starts at the evaluation's rewind step)."""
+        if state.context is not None:
+            return state.context
+        source, ev_init = state.source, state.eval_init
+        if source.is_evaluation:
+            eval_mask, ticket = state.mask, state.rewind
+        else:
+            generated = (state.rewind if level > 0 else
+                         checkpoints.load_tree(state.rdir / "rewind", state.init))
+            ticket, _ = transfer_weights(generated, ev_init)
+            eval_mask = transfer_mask(state.mask, ev_init["params"], self.policy)
+        dense = state.dense_final
+        if dense is not None and not source.is_evaluation:
+            dense = transfer_weights(dense, ev_init)[0]
+        state.context = LevelContext(ticket, eval_mask, ev_init, None, dense,
+                                     self.config.pruning.natural_zero_threshold)
+        return state.context
+
+    def _ticket_stage(self, state: "ReplicateState", stage: Stage) -> list[dict]:
+        """A transferred ticket trained with the evaluation's recipe; its row names the
+        generation run that found its mask."""
+        level = stage.key.level
+        ctx = self._level_context(state, level)
+        summary, _ = self.train(self.evaluation,
+                                level_dir(state.source, state.replicate, level) / "ticket",
+                                self._label(state, level, "ticket"),
+                                (ctx.ticket, self.evaluation.rewind_start), ctx.mask,
+                                state.replicate, None)
+        row = self.row(state.source, self.evaluation, state.replicate, level, "ticket",
+                       ctx.mask, ctx.initial, summary)
+        row["generation"] = {k: state.found_by[k] for k in GENERATION_KEYS}
         self.stages.append(stage_cost(row))
+        return [row]
 
-    def _trains_at(self, source: Source, level: int, evaluated: bool) -> bool:
-        """Whether the source trains its own run at `level`: always the dense level 0;
-        IMP every level whose final weights give the next mask (the evaluation's own
-        runs are its tickets, so also the last); one-shot masks all come from the dense
-        run, so only the evaluation's evaluated levels (its tickets, if it has them)."""
-        if level == 0:
-            return True
-        if source.trajectory.schedule == "one_shot":
-            return source.is_evaluation and evaluated and source.trains_ticket(level)
-        return source.is_evaluation or level < self.levels[-1]
+    def _control_stage(self, state: "ReplicateState", stage: Stage) -> list[dict]:
+        """One draw of one control branch; the branch does its own work (branches/)."""
+        key = stage.key
+        branch = branches.get(key.branch)
+        ctx = self._level_context(state, key.level)
+        stream = self.draw_stream(key.draw)
+        if branch.fresh_weights and state.fresh_for != (key.level, key.draw):
+            # One fresh initialization per level and draw, shared by the draw's controls
+            # (paired: draw d of random_reinit and random_ticket start alike).
+            ctx.fresh = self.init_weights(self.evaluation,
+                                          self.key(state.replicate, REINIT_STREAM,
+                                                   key.level, *stream))
+            state.fresh_for = (key.level, key.draw)
+        job = branches.BranchJob(
+            self, state.source, ctx,
+            level_dir(state.source, state.replicate, key.level)
+            / branches.run_name(key.branch, key.draw),
+            self._label(state, key.level, key.branch, key.draw), state.replicate,
+            key.level, key.draw)
+        rows = branch.run(job)
+        self.stages.extend(stage_cost(r) for r in rows)
+        return rows
 
-    def _controls(self, source: Source, ctx: controls.LevelContext, ldir: pathlib.Path,
-                  label: str, replicate: int, level: int, rows: list[dict]) -> None:
-        """Trains (or evaluates) the level's control branches from the ticket's mask:
-        each random control `pruning.control_draws` times, each draw with keys and seeds
-        of its own; the deterministic ones once. Draws run in order, draw 0 of every
-        branch first, and draw 0 is exactly the single run of `control_draws=1`."""
-        names = [b for b in source.branches if b != "ticket" and controls.runs_at(b, level)]
-        count = self.config.pruning.control_draws
-        for draw in range(max((controls.draws(b, count) for b in names), default=0)):
-            todo = [b for b in names if draw < controls.draws(b, count)]
-            stream = self._draw_stream(draw)
-            if any(b in controls.FRESH_WEIGHTS for b in todo):
-                # One fresh initialization per level and draw, shared by the draw's
-                # controls (paired: draw d of random_reinit and random_ticket start alike).
-                ctx.fresh = self._init(self.evaluation,
-                                       self._key(replicate, REINIT_STREAM, level, *stream))
-            for branch in todo:
-                self._control(source, ctx, ldir, label, replicate, level, branch, draw, rows)
+    _RUNNERS = {PRUNE: _prune_stage, TRAIN: _train_stage, TICKET: _ticket_stage,
+                CONTROL: _control_stage}
 
-    def _control(self, source: Source, ctx: controls.LevelContext, ldir: pathlib.Path,
-                 label: str, replicate: int, level: int, branch: str, draw: int,
-                 rows: list[dict]) -> None:
-        """One draw of one control branch (its stored mask, start weights, run, row)."""
-        bdir = ldir / controls.run_name(branch, draw)
-        if branch == "learned_supermask":
-            self._learned_supermasks(source, ctx, bdir, replicate, rows)
-            return
-        if branch == "small_dense":
-            self._small_dense(source, ctx, bdir, label, replicate, level, draw, rows)
-            return
-        stream = self._draw_stream(draw)
-        run_label = f"{label} {branch}" + (f" draw {draw}" if draw else "")
-        seed = self._seed(replicate, level, PERMUTATION_STREAM, *stream)
-        branch_mask = self._stored_mask(bdir / "mask", branch, ctx, seed)
-        weights = controls.control_weights(branch, ctx, branch_mask,
-                                           self._seed(replicate, level, ACTION_STREAM, *stream))
-        if controls.is_trained(branch):
-            summary, _ = self._train(self.evaluation, bdir, run_label,
-                                     (weights, self._control_start(branch)),
-                                     branch_mask, replicate, None)
+    # ---- what branches use -------------------------------------------------------------
+    def control_start(self, name: str) -> int:
+        """The schedule step a trained control starts at: the ticket's (the rewind step
+        unless the schedule restarts), or 0 for a branch trained from scratch (P3 App. B:
+        RR and SDT train the full T while the ticket trains T - t from theta_t)."""
+        return 0 if name in self.from_scratch else self.evaluation.rewind_start
+
+    def standard_control(self, branch: branches.Branch, job: branches.BranchJob) -> dict:
+        """A control's stored mask, start weights, run (or evaluation) and row."""
+        ctx = job.ctx
+        mask = self._stored_mask(job.run_dir / "mask", branch, ctx,
+                                 job.seed(branches.PERMUTATION_STREAM))
+        weights = branch.weights(ctx, mask, job.seed(branches.ACTION_STREAM))
+        if branch.trained:
+            summary, _ = self.train(self.evaluation, job.run_dir, job.label,
+                                    (weights, self.control_start(branch.name)), mask,
+                                    job.replicate, None)
         else:
-            summary = self._evaluate_untrained(self.evaluation, bdir, weights,
-                                               branch_mask, replicate)
-        rows.append(self._row(source, self.evaluation, replicate, level, branch,
-                              branch_mask, ctx.initial, summary, draw=draw))
-        self.stages.append(stage_cost(rows[-1]))
+            summary = self._evaluate_untrained(self.evaluation, job.run_dir, weights, mask,
+                                               job.replicate)
+        return self.row(job.source, self.evaluation, job.replicate, job.level, branch.name,
+                        mask, ctx.initial, summary, draw=job.draw)
 
-    def _stored_mask(self, path: pathlib.Path, branch: str, ctx: controls.LevelContext,
+    def setup_with_model(self, key: Any, model) -> Setup:
+        """The evaluation's data and recipe with another model, compiled once per `key`
+        (P3's small-dense networks: one per size, shared by its draws)."""
+        if key not in self._model_setups:
+            self._model_setups[key] = self.evaluation.with_model(model)
+        return self._model_setups[key]
+
+    def _stored_mask(self, path: pathlib.Path, branch: branches.Branch, ctx: LevelContext,
                      seed: int) -> PyTree:
         """A control's drawn mask, computed once and stored beside its run."""
-        if branch not in controls.DRAWN_MASKS:
+        if not branch.draws_mask:
             return ctx.mask
         if checkpoints.exists(path):
             return checkpoints.load_tree(path, ctx.mask)
-        drawn = controls.control_mask(branch, ctx, seed)
+        drawn = branch.mask(ctx, seed)
         checkpoints.save_tree(path, drawn)
         return drawn
 
@@ -382,12 +386,12 @@ class Experiment:
             return previous_final
         if trajectory.mask1_action == "rewind":
             return rewind
-        fresh = (self._init(source.setup, self._key(replicate, MASK1_STREAM, level))
+        fresh = (self.init_weights(source.setup, self.key(replicate, MASK1_STREAM, level))
                  if trajectory.mask1_action.startswith("reinit") else None)
         params = actions.mask1_weights(
             trajectory.mask1_action, rewind["params"], fresh and fresh["params"], mask,
             actions.layer_sigmas(init["params"], mask),
-            self._seed(replicate, level, MASK1_STREAM))
+            self.seed(replicate, level, MASK1_STREAM))
         return {"params": params, "batch_stats": rewind["batch_stats"]}
 
     def _full_mask(self, params: PyTree, setup: Setup) -> PyTree:
@@ -425,7 +429,7 @@ class Experiment:
         if checkpoints.exists(path):
             new = checkpoints.load_tree(path, previous)
         else:
-            seed = self._seed(replicate, level)
+            seed = self.seed(replicate, level)
             one_shot = trajectory.schedule == "one_shot"
             kwargs = {"criterion": trajectory.criterion, "init": rewind["params"]}
             if p.method == "global":
@@ -446,7 +450,7 @@ class Experiment:
         checkpoints.save_tree(values_path, values)
         return new, values
 
-    def _train(self, setup: Setup, run_dir: pathlib.Path, label: str,
+    def train(self, setup: Setup, run_dir: pathlib.Path, label: str,
                start: tuple[PyTree, int], mask: PyTree, replicate: int,
                capture_path, values: PyTree = None) -> tuple[dict, PyTree]:
         """Trains one run (or loads it if finished); returns its summary and final weights.
@@ -457,7 +461,7 @@ class Experiment:
         if metrics_path.exists() and checkpoints.exists(final_path):
             return (checkpoints.read_json(metrics_path)["summary"],
                     checkpoints.load_tree(final_path, weights))
-        state = self._device_state(setup, weights, mask, start_step, replicate, values)
+        state = self.device_state(setup, weights, mask, start_step, replicate, values)
         plan = RunPlan(label, run_dir, start_step, setup.schedule.total,
                        setup.schedule.eval_every, setup.schedule.checkpoint_every,
                        setup.schedule.rewind if capture_path else None)
@@ -467,7 +471,7 @@ class Experiment:
                                                  "batch_stats": host_copy(s.batch_stats)})
 
         order = BatchOrder(len(setup.splits.train), setup.recipe.batch_size,
-                           self._seed(replicate, DATA_STREAM))
+                           self.seed(replicate, DATA_STREAM))
         outcome = train_run(plan, state, setup.steps, setup.train, order, setup.validation,
                             setup.test, setup.eval_batch, self.progress,
                             capture if capture_path else None)
@@ -480,11 +484,11 @@ class Experiment:
         checkpoints.write_json(metrics_path, {"summary": summary, "history": outcome.history})
         return summary, final
 
-    def _device_state(self, setup: Setup, weights: PyTree, mask: PyTree, step: int,
+    def device_state(self, setup: Setup, weights: PyTree, mask: PyTree, step: int,
                       replicate: int, values: PyTree = None):
         """A fresh TrainState from `weights` at `step`, replicated over the setup's mesh."""
         state = fresh_state(weights["params"], weights["batch_stats"], mask, setup.tx, step,
-                            self._key(replicate, DATA_STREAM), values)
+                            self.key(replicate, DATA_STREAM), values)
         return jax.device_put(state, state_shardings(state, setup.mesh, setup.fsdp))
 
     def _evaluate_untrained(self, setup: Setup, run_dir: pathlib.Path, weights: PyTree,
@@ -493,72 +497,14 @@ class Experiment:
         metrics_path = run_dir / "metrics.json"
         if metrics_path.exists():
             return checkpoints.read_json(metrics_path)["summary"]
-        state = self._device_state(setup, weights, mask, 0, replicate)
+        state = self.device_state(setup, weights, mask, 0, replicate)
         outcome = evaluate_untrained(state, setup.steps, setup.validation, setup.test,
                                      setup.eval_batch)
         summary = {**outcome.summary(), "start_step": 0, "train_steps": 0}
         checkpoints.write_json(metrics_path, {"summary": summary, "history": outcome.history})
         return summary
 
-    def _small_dense(self, source: Source, ctx: controls.LevelContext, bdir: pathlib.Path,
-                     label: str, replicate: int, level: int, draw: int,
-                     rows: list[dict]) -> None:
-        """P3's SDT: the same architecture, every width shrunk so its kernel weights
-        match the ticket's remaining ones (prunable kept + unpruned kernels), trained
-        dense from a fresh initialization (one per draw) with the evaluation recipe."""
-        from jaxtickets.sparsity.small_dense import kernel_weight_count, small_dense_model
-
-        ev = self.evaluation
-        full = kernel_weight_count(ev.model, ev.image_shape)
-        target = round(masks_lib.kernel_density(ctx.mask, ctx.initial["params"]) * full)
-        model, count = small_dense_model(ev.model, target, ev.image_shape)
-        setup = self._small_dense_setups.get(target)
-        if setup is None:  # compiled once per model (the target fixes it), not per draw
-            setup = ev.with_model(model)
-            self._small_dense_setups[target] = setup
-            self.extra_setups.append(setup)
-        weights = self._init(setup, self._key(replicate, SMALL_DENSE_STREAM, level,
-                                              *self._draw_stream(draw)))
-        dense_mask = masks_lib.init_mask(weights["params"], self.policy)
-        summary, _ = self._train(setup, bdir,
-                                 f"{label} small_dense" + (f" draw {draw}" if draw else ""),
-                                 (weights, self._control_start("small_dense")), dense_mask,
-                                 replicate, None)
-        row = self._row(source, setup, replicate, level, "small_dense", dense_mask, weights,
-                        summary, draw=draw)
-        row.update({"density": masks_lib.density(ctx.mask), "remaining_weights": count,
-                    "kernel_density": count / full, "small_dense_target_weights": target})
-        rows.append(row)
-        self.stages.append(stage_cost(row))
-
-    def _learned_supermasks(self, source: Source, ctx: controls.LevelContext,
-                            bdir: pathlib.Path, replicate: int, rows: list[dict]) -> None:
-        """P4 Sec. 5.1: one learned supermask per logit initialization, on theta_0."""
-        from jaxtickets.supermask.learned import SupermaskRecipe, train_supermask
-
-        m = self.config.supermask
-        for value in parse_logit_inits(m.logit_inits):
-            branch = f"learned_supermask_{value:g}"
-            run_dir = bdir.parent / branch
-            metrics_path = run_dir / "metrics.json"
-            if metrics_path.exists():
-                summary = checkpoints.read_json(metrics_path)["summary"]
-            else:
-                recipe = SupermaskRecipe(value, m.steps, m.learning_rate, m.momentum,
-                                         m.batch_size, m.eval_every, m.eval_samples)
-                summary, history = train_supermask(
-                    self.evaluation, ctx.initial, ctx.mask, recipe,
-                    self._seed(replicate, SUPERMASK_STREAM))
-                checkpoints.write_json(metrics_path, {"summary": summary,
-                                                      "history": history})
-            row = self._row(source, self.evaluation, replicate, 0, branch, ctx.mask,
-                            ctx.initial, summary)
-            row["examples_seen"] = m.steps * m.batch_size
-            row["remaining_weights"] = round(summary["density"] * row["prunable_weights"])
-            rows.append(row)
-            self.stages.append(stage_cost(row))
-
-    def _row(self, source: Source, setup: Setup, replicate: int, level: int, branch: str,
+    def row(self, source: Source, setup: Setup, replicate: int, level: int, branch: str,
              mask: PyTree, variables: PyTree, summary: dict, values: PyTree = None,
              draw: int = 0) -> dict:
         """One run's row; (source, replicate, level, branch, draw) identifies it
@@ -597,12 +543,10 @@ def start_final_correlation(start: PyTree, final: PyTree, mask: PyTree) -> float
 
 
 CORRELATION_P = 0.5  # P3 Fig. G.1's example
-PERMUTATION_STREAM = 3
-ACTION_STREAM = 4       # noise and D_m draws of the control branches
+# Streams 3, 4, 6 and 7 belong to the branches (branches/base.py, small_dense.py,
+# learned_supermask.py).
 MASK1_STREAM = 5        # the mask-1 actions' draws (and the reinit action's weights)
-SMALL_DENSE_STREAM = 6
-SUPERMASK_STREAM = 7
-DRAW_STREAM = 8         # marks the further draws of a random control (Experiment._draw_stream)
+DRAW_STREAM = 8         # marks the further draws of a random control (Experiment.draw_stream)
 # The generation run that found a transferred ticket (level L-1 for level L's mask, the
 # dense run for level 0) is recorded in the ticket's row under "generation".
 GENERATION_KEYS = ("level", "density", "evaluation", "early_stop_step", "early_stop_validation_loss",
@@ -613,8 +557,32 @@ STAGE_KEYS = ("replicate", "level", "branch", "draw", "source", "density", "wall
 
 
 def stage_cost(row: dict) -> dict:
-    """What a training run cost; results.json lists one per run, evaluated level or not."""
-    return {k: row[k] for k in STAGE_KEYS}
+    """What a training run cost; results.json lists one per run, evaluated level or not,
+    with the dense-equivalent FLOPs that the plan (and --dry_run) predicts for it."""
+    return {**{k: row[k] for k in STAGE_KEYS},
+            "train_flops_dense": training_flops(row["forward_flops_dense"],
+                                                row["examples_seen"])}
+
+
+@dataclasses.dataclass
+class ReplicateState:
+    """What the stages of one source's replicate pass on to each other, in order."""
+
+    source: Source
+    replicate: int
+    rdir: pathlib.Path
+    init: PyTree                      # theta_0 of the source's model
+    eval_init: PyTree                 # theta_0 of the evaluation model
+    full_mask: PyTree                 # all ones over the prunable set
+    mask: PyTree                      # the current level's
+    rewind: PyTree                    # the weights the current level rewinds to
+    values: PyTree = None             # a mask-0 action's value mask
+    previous_final: PyTree = None     # the last trained run's final weights
+    dense_final: PyTree = None        # the dense run's
+    generation_row: Optional[dict] = None
+    found_by: Optional[dict] = None   # the run whose final weights gave the level's mask
+    context: Optional[LevelContext] = None  # the current evaluated level's
+    fresh_for: Optional[tuple[int, int]] = None  # (level, draw) of context.fresh
 
 
 def run_experiment(config: ml_collections.ConfigDict, workdir: str | pathlib.Path) -> dict:

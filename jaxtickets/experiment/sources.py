@@ -17,7 +17,8 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from jaxtickets.config_schema import TRAJECTORY_KEYS, parse_branches, parse_levels
+from jaxtickets.branches import parse_branches
+from jaxtickets.config_schema import TRAJECTORY_KEYS, parse_levels
 from jaxtickets.errors import ConfigError
 from jaxtickets.data import selections
 from jaxtickets.data.augment import JITTER, ImageRecipe
@@ -26,6 +27,7 @@ from jaxtickets.data.datasets import (IMAGE_SHAPES, STREAMED_CLASSES, Splits, in
 from jaxtickets.experiment.setup import Setup, evaluation_recipe, source_recipe
 from jaxtickets.models.layers import OUTPUT_LAYER
 from jaxtickets.sparsity.masks import PrunablePolicy, kernel_kind, path_name
+from jaxtickets import tasks
 from jaxtickets.tasks import create_task
 from jaxtickets.training import backend_defaults
 from jaxtickets.training.steps import InputSpec
@@ -35,8 +37,9 @@ if TYPE_CHECKING:  # the pipeline needs Grain and TFDS: imported only to stream
 
 PyTree = Any
 IMPLICIT = "labels"  # the name of the single source of a config without `generation`
-# Streams for the selections' seeds, so each draws independently of the others.
-CLASS_STREAM, HALF_STREAM, SAMPLE_STREAM, SHUFFLE_STREAM, LABELLED_STREAM = range(5)
+# Streams for the selections' seeds, so each draws independently of the others; a task
+# that changes its data has a stream of its own (tasks.TaskKind.seed_stream: 3, 4).
+CLASS_STREAM, HALF_STREAM, SAMPLE_STREAM = range(3)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -214,16 +217,14 @@ def source_splits(config: ml_collections.ConfigDict, name: str, evaluation, full
     splits = selections.class_subset(splits, s.class_fraction, _seed(d.split_seed, CLASS_STREAM))
     train = selections.sample_fraction(splits.train, s.sample_fraction,
                                        _seed(d.split_seed, SAMPLE_STREAM))
-    if s.task == "shuffled_labels":
-        train = selections.shuffled_labels(train, _seed(d.split_seed, SHUFFLE_STREAM))
-    if s.task == "semisup":
-        train = selections.mark_unlabelled(train, s.labelled_fraction,
-                                           _seed(d.split_seed, LABELLED_STREAM))
+    kind = tasks.get(s.task, f"generation.{name}.task")
+    if kind.select is not None:  # the task's own change of the data (its labels)
+        train = kind.select(train, s, _seed(d.split_seed, kind.seed_stream))
     if dataset in STREAMED_CLASSES:
         train = with_jitter(config, train, color_jitter(config, name))
     if train is not splits.train:
         splits = dataclasses.replace(splits, train=train)
-    labelled = (int(np.sum(splits.train.labels >= 0)) if s.task == "semisup"
+    labelled = (int(np.sum(splits.train.labels >= 0)) if kind.counts_labelled
                 else len(splits.train))  # a streamed split's labels cost a pass: only S4L
     summary = {"dataset": dataset, "train_images": len(splits.train),
                "classes": splits.num_classes, "labelled_images": labelled}
@@ -242,8 +243,9 @@ def describe(config: ml_collections.ConfigDict, name: str, summary: dict) -> str
         parts.append(f"{100 * s.sample_fraction:g}%samples")
     if s.class_fraction < 1:
         parts.append(f"{summary['classes']}classes")
-    if s.task == "semisup":
-        parts.append(f"{100 * s.labelled_fraction:g}%labelled")
+    kind = tasks.get(s.task)
+    if kind.describe is not None:
+        parts.extend(kind.describe(s))
     if s.optimizer and s.optimizer != config.train.optimizer:
         parts.append(s.optimizer)
     dataset = summary["dataset"] + (f"{s.half}" if s.half else "")  # P1's 'cifar10a'

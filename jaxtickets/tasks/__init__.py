@@ -3,9 +3,18 @@
 A ticket is generated on one task and evaluated on another (P0 Sec. 3.1): the train step
 is written once against the `Task` interface, so labels, RotNet, Exemplar and S4L
 semi-supervision share every other part of training (masks, optimizer, checkpoints).
+
+The names a config may give (`evaluation.task`, `generation.NAME.task`) are a registry
+of `TaskKind`s: the objective to train and, for a source, what the task does to the
+source's training split (shuffled_labels permutes the labels, semisup hides most of
+them). Adding a task is its module (a `Task` subclass) and one `register` line, here
+or in your own code (docs/extending.md); nothing in the driver or the schema names one.
 """
 
 from __future__ import annotations
+
+import dataclasses
+from typing import Any, Callable, Optional
 
 from jaxtickets.errors import ConfigError
 from jaxtickets.tasks.base import LabelsTask, Task
@@ -13,21 +22,79 @@ from jaxtickets.tasks.exemplar import ExemplarTask
 from jaxtickets.tasks.rotnet import RotNetTask
 from jaxtickets.tasks.semisup import SemiSupervisedTask
 
-TASKS = ("labels", "shuffled_labels", "rotnet", "exemplar", "semisup")
 ROTATIONS = ("one", "all")
 
 
+@dataclasses.dataclass(frozen=True)
+class TaskKind:
+    """A task name's objective and its effect on a source's data.
+
+    objective(rotations) -> Task. select(train split, source config, seed) -> the split
+    trained on (None: unchanged), with `seed_stream` its own stream of data.split_seed.
+    describe(source config) -> what a source's description adds ('10%labelled').
+    counts_labelled: the source's summary counts the images that keep a label.
+    """
+
+    name: str
+    objective: Callable[[str], Task]
+    select: Optional[Callable[[Any, Any, int], Any]] = None
+    seed_stream: int = 0
+    describe: Optional[Callable[[Any], list[str]]] = None
+    counts_labelled: bool = False
+
+
+_REGISTRY: dict[str, TaskKind] = {}
+
+
+def register(kind: TaskKind) -> TaskKind:
+    if not kind.name or kind.name in _REGISTRY:
+        raise ValueError(f"cannot register a task named {kind.name!r}")
+    _REGISTRY[kind.name] = kind
+    return kind
+
+
+def unregister(name: str) -> None:
+    _REGISTRY.pop(name, None)
+
+
+def names() -> tuple[str, ...]:
+    return tuple(_REGISTRY)
+
+
+def get(name: str, key: str = "task") -> TaskKind:
+    if name not in _REGISTRY:
+        raise ConfigError(f"{key}: unknown task {name!r}; choose one of {names()}")
+    return _REGISTRY[name]
+
+
 def create_task(name: str, rotations: str = "one") -> Task:
-    """The objective; `shuffled_labels` is the labels task on permuted labels (a data
-    transform, see data/selections.py)."""
+    """The objective of task `name`; `shuffled_labels` is the labels task on permuted
+    labels (a data transform, see data/selections.py)."""
     if rotations not in ROTATIONS:
         raise ConfigError(f"rotations: expected one of {ROTATIONS}, got {rotations!r}")
-    if name in ("labels", "shuffled_labels"):
-        return LabelsTask()
-    if name == "rotnet":
-        return RotNetTask(all_rotations=rotations == "all")
-    if name == "exemplar":
-        return ExemplarTask()
-    if name == "semisup":
-        return SemiSupervisedTask(all_rotations=rotations == "all")
-    raise ConfigError(f"task: unknown task {name!r}; choose one of {TASKS}")
+    return get(name).objective(rotations)
+
+
+def _shuffle(train, source, seed):
+    from jaxtickets.data import selections
+
+    return selections.shuffled_labels(train, seed)
+
+
+def _hide_labels(train, source, seed):
+    from jaxtickets.data import selections
+
+    return selections.mark_unlabelled(train, source.labelled_fraction, seed)
+
+
+# Seed streams 0-2 select classes, halves and samples (experiment/sources.py).
+register(TaskKind("labels", lambda rotations: LabelsTask()))
+register(TaskKind("shuffled_labels", lambda rotations: LabelsTask(), _shuffle, 3))
+register(TaskKind("rotnet", lambda rotations: RotNetTask(all_rotations=rotations == "all")))
+register(TaskKind("exemplar", lambda rotations: ExemplarTask()))
+register(TaskKind("semisup",
+                  lambda rotations: SemiSupervisedTask(all_rotations=rotations == "all"),
+                  _hide_labels, 4,
+                  describe=lambda s: [f"{100 * s.labelled_fraction:g}%labelled"],
+                  counts_labelled=True))
+TASKS = names()  # the built-in names, for messages and tests
