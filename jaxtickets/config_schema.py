@@ -293,11 +293,11 @@ def _rate(value: float, key: str) -> None:
 
 def _check_trajectory(values: dict, key: str, inherit: bool) -> None:
     """The per-trajectory choices of pruning.* or of one source ('' inherits)."""
-    from jaxtickets.sparsity.actions import MASK0_ACTIONS, MASK1_ACTIONS
+    from jaxtickets.sparsity.actions import mask0_names, mask1_names
     from jaxtickets.sparsity.criteria import CRITERIA
     choices = {"schedule": PRUNING_SCHEDULES, "strategy": STRATEGIES,
-               "criterion": tuple(sorted(CRITERIA)), "mask1_action": MASK1_ACTIONS,
-               "mask0_action": MASK0_ACTIONS}
+               "criterion": tuple(sorted(CRITERIA)), "mask1_action": mask1_names(),
+               "mask0_action": mask0_names()}
     for field, allowed in choices.items():
         value = values[field]
         if inherit and value == "":
@@ -326,7 +326,9 @@ def _check_one_shot(p: ml_collections.ConfigDict, present: frozenset[str]) -> No
 
 
 def validate(config: ml_collections.ConfigDict) -> None:
-    """Raises ConfigError for anything that would fail or mislead later; costs no compute."""
+    """Raises ConfigError for anything that would fail or mislead later; costs no compute.
+    Each section checks its own keys; registries check theirs (branches.check_config,
+    tasks.get, the models', criteria' and actions' names)."""
     reference = base_config()
     _check_keys(config, reference, "")
     _missing_keys(config, reference, "")
@@ -334,6 +336,26 @@ def validate(config: ml_collections.ConfigDict) -> None:
         if not 0 <= value < SEED_LIMIT:
             raise ConfigError(f"{key}: must lie in 0..{SEED_LIMIT - 1} (JAX keeps 32 bits "
                               f"of a seed), got {value}")
+    _validate_model(config)
+    _validate_data(config)
+    _validate_train(config)
+    present = _validate_pruning(config)
+    tasks.get(config.evaluation.task, "evaluation.task")
+    _check_sources(config)
+    for name in config.generation.keys():
+        _validate_source(config, name)
+    if any(s.schedule == "one_shot" for s in config.generation.values()) or (
+            config.pruning.schedule == "one_shot"):
+        _check_one_shot(config.pruning, present)
+    branches.check_config(config, listed_branches(config))
+    _check_color_jitter(config)
+    if config.data.dataset in STREAMED_CLASSES:
+        _validate_streamed(config)
+    _validate_runtime(config)
+
+
+def _validate_model(config: ml_collections.ConfigDict) -> None:
+    """model.*: a registered model and initializer, a dropout rate, a compute dtype."""
     if config.model.name not in model_names():
         raise ConfigError(f"model.name: unknown model {config.model.name!r}; "
                           f"choose one of {model_names()}")
@@ -342,6 +364,13 @@ def validate(config: ml_collections.ConfigDict) -> None:
     if config.model.init not in init_names():
         raise ConfigError(f"model.init: unknown initializer {config.model.init!r}; "
                           f"choose one of {init_names()}")
+    if config.model.compute_dtype not in COMPUTE_DTYPES:
+        raise ConfigError(f"model.compute_dtype: expected one of {COMPUTE_DTYPES}, got "
+                          f"{config.model.compute_dtype!r}")
+
+
+def _validate_data(config: ml_collections.ConfigDict) -> None:
+    """data.*: dataset, where it comes from, sizes and augmentation."""
     if config.data.dataset not in DATASETS:
         raise ConfigError(f"data.dataset: unknown dataset {config.data.dataset!r}; "
                           f"choose one of {DATASETS}")
@@ -365,9 +394,10 @@ def validate(config: ml_collections.ConfigDict) -> None:
     if config.data.normalize not in NORMALIZE_MODES:
         raise ConfigError(f"data.normalize: expected one of {NORMALIZE_MODES}, got "
                           f"{config.data.normalize!r}")
-    if config.model.compute_dtype not in COMPUTE_DTYPES:
-        raise ConfigError(f"model.compute_dtype: expected one of {COMPUTE_DTYPES}, got "
-                          f"{config.model.compute_dtype!r}")
+
+
+def _validate_train(config: ml_collections.ConfigDict) -> None:
+    """num_replicates, train.* and pruning.rewind: the evaluation's recipe."""
     if config.num_replicates < 1:
         raise ConfigError(f"num_replicates: must be >= 1, got {config.num_replicates}")
     t = config.train
@@ -401,6 +431,10 @@ def validate(config: ml_collections.ConfigDict) -> None:
     for part in filter(None, (p.strip() for p in t.decay_at.split(","))):
         durations.parse(part, "train.decay_at")
     durations.parse(config.pruning.rewind, "pruning.rewind")
+
+
+def _validate_pruning(config: ml_collections.ConfigDict) -> frozenset[str]:
+    """pruning.* and branches; returns the prunable layer kinds the model has."""
     p = config.pruning
     if p.method not in PRUNING_METHODS:
         raise ConfigError(f"pruning.method: unknown method {p.method!r}; "
@@ -435,17 +469,11 @@ def validate(config: ml_collections.ConfigDict) -> None:
     if not 0.0 < p.natural_zero_threshold < 1.0:
         raise ConfigError(f"pruning.natural_zero_threshold: must lie in (0, 1), got "
                           f"{p.natural_zero_threshold}")
-    tasks.get(config.evaluation.task, "evaluation.task")
-    _check_sources(config)
-    for name in config.generation.keys():
-        _validate_source(config, name)
-    if any(s.schedule == "one_shot" for s in config.generation.values()) or (
-            p.schedule == "one_shot"):
-        _check_one_shot(p, present)
-    branches.check_config(config, listed_branches(config))
-    _check_color_jitter(config)
-    if config.data.dataset in STREAMED_CLASSES:
-        _validate_streamed(config)
+    return present
+
+
+def _validate_runtime(config: ml_collections.ConfigDict) -> None:
+    """runtime.*: settings that change speed, never results."""
     if config.runtime.reader_threads < 0:
         raise ConfigError(f"runtime.reader_threads: must be >= 1, or 0 for one per core; "
                           f"got {config.runtime.reader_threads}")

@@ -101,6 +101,52 @@ def test_a_registered_branch_and_task_run_end_to_end(registered, tmp_path):
         ("labels", 1, "negated_ticket")]["train_steps"]
 
 
+@pytest.fixture
+def registered_model_criterion_action():
+    from jaxtickets.models import register_model, unregister_model
+    from jaxtickets.models.lenet import LeNet
+    from jaxtickets.sparsity import actions, criteria
+
+    register_model("lenet500_300", lambda num_classes, dropout:
+                   LeNet(num_classes, (500, 300), dropout))
+    criteria.register("small_movement", lambda w_init, w_final: -np.abs(w_final - w_init))
+    actions.register_mask1("halved", lambda kept, fresh, sigma, rng: kept / 2)
+    yield
+    unregister_model("lenet500_300")
+    criteria.unregister("small_movement")
+    actions.unregister_mask1("halved")
+
+
+def test_a_registered_model_criterion_and_mask1_action_run(registered_model_criterion_action,
+                                                           tmp_path):
+    """docs/extending.md's model, criterion and action, in one IMP trajectory: the model
+    has 500 x 300 hidden units, the mask keeps the weights that moved least, and the
+    level-1 run starts from half the rewind values."""
+    config = smoke_config(pruning__levels=1, train__duration="30st",
+                          train__eval_every="30st", train__checkpoint_every="30st",
+                          runtime__plot=False, model__name="lenet500_300",
+                          pruning__criterion="small_movement",
+                          pruning__mask1_action="halved")
+    exp = Experiment(config, tmp_path / "run")
+    rows = exp.run()["rows"]
+    assert rows[0]["prunable_weights"] == 784 * 500 + 500 * 300 + 300 * 10
+    rep = tmp_path / "run" / "replicate_0"
+    like = exp.init_weights(exp.evaluation, exp.key(0, 1))
+    from jaxtickets.sparsity.masks import init_mask
+
+    mask = checkpoints.load_tree(rep / "level_01" / "mask", init_mask(like["params"],
+                                                                      exp.policy))
+    theta0 = checkpoints.load_tree(rep / "theta_0", like)["params"]
+    final = checkpoints.load_tree(rep / "level_00" / "ticket" / "final", like)["params"]
+    moved = np.abs(final["hidden_0"]["kernel"] - theta0["hidden_0"]["kernel"])
+    kept = np.asarray(mask["hidden_0"]["kernel"], bool)
+    assert moved[kept].max() <= moved[~kept].min()  # the smallest movements stayed
+    start = exp._start_weights(exp.sources[0], 1, {"params": theta0, "batch_stats": {}},
+                               None, mask, {"params": theta0, "batch_stats": {}}, 0)
+    np.testing.assert_array_equal(start["params"]["hidden_0"]["kernel"][kept],
+                                  theta0["hidden_0"]["kernel"][kept] / 2)
+
+
 def test_registered_names_are_unique(registered):
     with pytest.raises(ValueError, match="negated_ticket"):
         branches.register(NegatedTicket())

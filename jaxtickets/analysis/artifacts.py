@@ -28,7 +28,7 @@ import numpy as np
 from jaxtickets import checkpoints
 from jaxtickets.checkpoints import CheckpointError
 from jaxtickets.data.datasets import NUM_CLASSES, STREAMED_CLASSES, input_shape, num_classes
-from jaxtickets.experiment.controls import run_name
+from jaxtickets.branches import run_name
 from jaxtickets.models import abstract_variables, create_model
 from jaxtickets.sparsity import masks as masks_lib
 

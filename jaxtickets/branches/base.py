@@ -97,6 +97,7 @@ class Branch:
     draws_mask: bool = False          # its mask is drawn, and stored beside its run
     fresh_weights: bool = False       # starts from the level and draw's fresh init
     can_train_from_scratch: bool = False
+    flops_exact: bool = True          # False: the plan prices it as the evaluation model
     description: str = ""
 
     def runs_at(self, level: int) -> bool:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import math
 
-from jaxtickets import checkpoints
 from jaxtickets.branches.base import Branch, BranchJob, PlanInfo, RunCost
 from jaxtickets.errors import ConfigError
 
@@ -42,6 +41,7 @@ class LearnedSupermask(Branch):
                 for _, name in self.run_names(info.config)]
 
     def run(self, job: BranchJob) -> list[dict]:
+        from jaxtickets import checkpoints
         from jaxtickets.supermask.learned import SupermaskRecipe, train_supermask
 
         ex, ctx = job.experiment, job.ctx

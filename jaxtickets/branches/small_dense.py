@@ -13,6 +13,7 @@ SMALL_DENSE_STREAM = 6  # the small model's initialization
 class SmallDense(Branch):
     name = "small_dense"
     random = can_train_from_scratch = True
+    flops_exact = False  # its width follows the ticket's count, known after pruning
     description = "a dense network of the ticket's size, fresh weights"
 
     def run(self, job: BranchJob) -> list[dict]:

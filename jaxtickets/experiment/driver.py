@@ -160,10 +160,8 @@ class Experiment:
             return out
 
     def _write(self, rows: list[dict]) -> dict:
-        """Writes the rows computed so far, keeping rows of stages not yet reached in this
-        process, so an interrupted rerun never shrinks an existing results.json."""
-        stored = self._stored_results()
-        rows = self._merged(stored, rows, "rows")
+        """Writes the rows computed so far (results.write_merged keeps those of stages
+        not yet reached in this process) with the experiment's summary."""
         traces: dict[str, int] = {}
         setups = {id(s.setup): s.setup for s in self.sources}
         setups[id(self.evaluation)] = self.evaluation
@@ -171,8 +169,7 @@ class Experiment:
         for setup in setups.values():
             for kind, count in setup.steps.traces.items():
                 traces[kind] = traces.get(kind, 0) + count
-        extra = {"stages": self._merged(stored, self.stages, "stages"),
-                 "compilations": traces,
+        extra = {"compilations": traces,
                  "compile_seconds": self.compile_clock.summary(),
                  "rewind": describe_rewind(self.evaluation),
                  "total_steps": self.schedule.total,
@@ -185,27 +182,8 @@ class Experiment:
                                       "optimizer": s.setup.recipe.optimizer,
                                       **s.selection}
                              for s in self.sources}}
-        results.write_results(self.workdir, self.id, rows, extra)
-        if self.config.runtime.plot and rows:
-            distributed.on_primary(
-                lambda: results.plot_accuracy(rows, self.workdir / results.PLOT_FILE),
-                f"plotting {self.workdir / results.PLOT_FILE}")
-        return checkpoints.read_json(self.workdir / results.RESULTS_FILE)
-
-    def _stored_results(self) -> dict:
-        path = self.workdir / results.RESULTS_FILE
-        try:
-            stored = checkpoints.read_json(path) if path.exists() else {}
-        except checkpoints.CheckpointError:
-            return {}  # rebuilt from the stages' metrics.json files
-        return stored if stored.get("experiment") == self.id else {}
-
-    @staticmethod
-    def _merged(stored: dict, fresh: list[dict], field: str) -> list[dict]:
-        key = results.run_key
-        merged = {key(r): r for r in stored.get(field, [])}
-        merged.update({key(r): r for r in fresh})
-        return list(merged.values())
+        return results.write_merged(self.workdir, self.id, rows, self.stages, extra,
+                                    self.config.runtime.plot)
 
     # ---- stage runners: each returns the rows its stage yields ------------------------
     def _source(self, name: str) -> Source:
@@ -387,7 +365,7 @@ class Experiment:
         if trajectory.mask1_action == "rewind":
             return rewind
         fresh = (self.init_weights(source.setup, self.key(replicate, MASK1_STREAM, level))
-                 if trajectory.mask1_action.startswith("reinit") else None)
+                 if actions.needs_fresh(trajectory.mask1_action) else None)
         params = actions.mask1_weights(
             trajectory.mask1_action, rewind["params"], fresh and fresh["params"], mask,
             actions.layer_sigmas(init["params"], mask),

@@ -123,9 +123,11 @@ def format_plan(plan: list[Stage], summary: dict) -> str:
         label = name if kind in (CONTROL, TRAIN, TICKET) else "prune (mask)"
         lines.append(f"{label} | {level} | {len(stages)} | "
                      f"{sum(s.is_done() for s in stages)} | {t['steps']:,} | "
-                     f"{t['examples']:,} | {t['flops']:.3g}")
+                     f"{t['examples']:,} | {_flops(t)}")
     lines.append(f"total | | {summary['stages']} | {summary['done']} | "
-                 f"{summary['steps']:,} | {summary['examples']:,} | {summary['flops']:.3g}")
+                 f"{summary['steps']:,} | {summary['examples']:,} | {_flops(summary)}")
+    if not summary["flops_exact"]:
+        lines.append("<=: an upper bound (small-dense runs priced as the full model)")
     seconds = summary["estimated_seconds"]
     if seconds is not None:
         lines.append(f"estimated wall time of what is left: {_hms(seconds)} on this machine "
@@ -133,6 +135,10 @@ def format_plan(plan: list[Stage], summary: dict) -> str:
                      "compilation not included")
     lines.append(f"experiment {summary['identity']}: nothing was written")
     return "\n".join(lines)
+
+
+def _flops(t: dict) -> str:
+    return ("" if t["flops_exact"] else "<= ") + f"{t['flops']:.3g}"
 
 
 def _hms(seconds: float) -> str:

@@ -13,7 +13,9 @@ the costs here, so nothing re-derives the control flow.
 Costs: steps and examples are exact. FLOPs are the dense-equivalent training FLOPs
 (analysis/flops.py's convention: 3 x forward x examples for the unpruned model), known
 before any mask exists; results.json's stages record the same quantity as
-`train_flops_dense`, next to the masked `train_flops` of the run.
+`train_flops_dense`, next to the masked `train_flops` of the run. The one exception is
+a branch with `flops_exact = False` (P3's small-dense network, whose widths follow the
+ticket's count): it is priced as the full model, an upper bound.
 """
 
 from __future__ import annotations
@@ -57,6 +59,7 @@ class Stage:
     examples: int = 0
     flops: float = 0.0                    # dense-equivalent training FLOPs
     evaluated: bool = False               # its level gets rows
+    flops_exact: bool = True              # False: an upper bound (P3's small-dense runs)
     ends_level: bool = False              # the last stage of an evaluated level
 
     def is_done(self) -> bool:
@@ -158,7 +161,7 @@ class Planner:
                                                 else directory.name) / "metrics.json"
                             for r in runs)
             stages.append(Stage(key(name, draw=draw), CONTROL, ticket_inputs, outputs,
-                                evaluated=True, **cost))
+                                evaluated=True, flops_exact=branch.flops_exact, **cost))
         return stages[:-1] + [dataclasses.replace(stages[-1], ends_level=True)]
 
     def controls(self, source: "Source", level: int) -> list[tuple[str, int]]:
@@ -178,4 +181,5 @@ def build_plan(experiment: "Experiment") -> list[Stage]:
 def totals(stages: list[Stage]) -> dict:
     return {"stages": len(stages), "steps": sum(s.steps for s in stages),
             "examples": sum(s.examples for s in stages),
-            "flops": sum(s.flops for s in stages)}
+            "flops": sum(s.flops for s in stages),
+            "flops_exact": all(s.flops_exact for s in stages)}

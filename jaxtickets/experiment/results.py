@@ -12,7 +12,8 @@ from __future__ import annotations
 import pathlib
 from collections import defaultdict
 
-from jaxtickets.checkpoints import write_json
+from jaxtickets import distributed
+from jaxtickets.checkpoints import CheckpointError, read_json, write_json
 
 RESULTS_FILE = "results.json"
 PLOT_FILE = "accuracy_vs_remaining.png"
@@ -31,6 +32,36 @@ def write_results(workdir: pathlib.Path, experiment_id: str, rows: list[dict],
                                        r.get("draw", 0)))
     write_json(workdir / RESULTS_FILE, {"schema_version": SCHEMA_VERSION,
                                         "experiment": experiment_id, "rows": rows, **extra})
+
+
+def write_merged(workdir: pathlib.Path, experiment_id: str, rows: list[dict],
+                 stages: list[dict], extra: dict, plot: bool) -> dict:
+    """Writes results.json with `rows` and `stages` merged into what it already holds for
+    this experiment (by run_key), so an interrupted rerun never shrinks it; plots the
+    rows if asked; returns the file as written."""
+    stored = _stored(workdir, experiment_id)
+    rows = _merged(stored, rows, "rows")
+    write_results(workdir, experiment_id, rows,
+                  {"stages": _merged(stored, stages, "stages"), **extra})
+    if plot and rows:
+        distributed.on_primary(lambda: plot_accuracy(rows, workdir / PLOT_FILE),
+                               f"plotting {workdir / PLOT_FILE}")
+    return read_json(workdir / RESULTS_FILE)
+
+
+def _stored(workdir: pathlib.Path, experiment_id: str) -> dict:
+    path = workdir / RESULTS_FILE
+    try:
+        stored = read_json(path) if path.exists() else {}
+    except CheckpointError:
+        return {}  # rebuilt from the stages' metrics.json files
+    return stored if stored.get("experiment") == experiment_id else {}
+
+
+def _merged(stored: dict, fresh: list[dict], field: str) -> list[dict]:
+    merged = {run_key(r): r for r in stored.get(field, [])}
+    merged.update({run_key(r): r for r in fresh})
+    return list(merged.values())
 
 
 def column(row: dict, rows: list[dict]) -> str:

@@ -18,7 +18,7 @@ import ml_collections
 import numpy as np
 
 from jaxtickets.branches import parse_branches
-from jaxtickets.config_schema import TRAJECTORY_KEYS, parse_levels
+from jaxtickets.config_schema import TRAJECTORY_KEYS, base_config, parse_levels
 from jaxtickets.errors import ConfigError
 from jaxtickets.data import selections
 from jaxtickets.data.augment import JITTER, ImageRecipe
@@ -44,23 +44,25 @@ CLASS_STREAM, HALF_STREAM, SAMPLE_STREAM = range(3)
 
 @dataclasses.dataclass(frozen=True)
 class Trajectory:
-    """How a source's masks follow each other (pruning.* or the source's overrides)."""
+    """How a source's masks follow each other (pruning.* or the source's overrides;
+    config_schema.base_config() holds the defaults)."""
 
-    schedule: str = "iterative"     # or 'one_shot': level L prunes the dense run at once
-    strategy: str = "reset"         # or 'continue': train on from the pruned final weights
-    criterion: str = "large_final"
-    mask1_action: str = "rewind"
-    mask0_action: str = "zero"
+    schedule: str       # 'iterative', or 'one_shot': level L prunes the dense run at once
+    strategy: str       # 'reset', or 'continue': train on from the pruned final weights
+    criterion: str
+    mask1_action: str
+    mask0_action: str
 
     @property
     def changes_weights(self) -> bool:
         return self.mask1_action != "rewind" or self.mask0_action != "zero"
 
     def describe(self) -> str:
-        """The non-default choices, e.g. 'one_shot/movement' ('' for plain IMP)."""
-        defaults = Trajectory()
+        """The choices that differ from base_config's, e.g. 'one_shot/movement' ('' for
+        plain IMP)."""
+        defaults = base_config().pruning
         return "/".join(getattr(self, f) for f in TRAJECTORY_KEYS
-                        if getattr(self, f) != getattr(defaults, f))
+                        if getattr(self, f) != defaults[f])
 
 
 @dataclasses.dataclass
@@ -73,7 +75,7 @@ class Source:
     evaluate_levels: set[int]
     branches: list[str]
     selection: dict
-    trajectory: Trajectory = Trajectory()
+    trajectory: Trajectory
 
     def trains_ticket(self, level: int) -> bool:
         """Whether the level's ticket is trained: always the dense level 0 (the trained

@@ -45,6 +45,18 @@ _REGISTRY: dict[str, Callable[..., nn.Module]] = {
 }
 
 
+def register_model(name: str, factory: Callable[[int, float], nn.Module]) -> None:
+    """Adds a model: factory(num_classes, dropout) -> a Flax module whose __call__ takes
+    (images, train) and whose output layer is named 'output' (docs/extending.md)."""
+    if name in _REGISTRY:
+        raise ValueError(f"a model {name!r} exists already")
+    _REGISTRY[name] = factory
+
+
+def unregister_model(name: str) -> None:
+    _REGISTRY.pop(name, None)
+
+
 def model_names() -> list[str]:
     return sorted(_REGISTRY)
 

@@ -17,9 +17,6 @@ import numpy as np
 from jaxtickets.sparsity.masks import path_name
 
 PyTree = Any
-MASK1_ACTIONS = ("rewind", "reinit", "reinit_sign", "reshuffle", "reshuffle_sign",
-                 "constant", "constant_sign")
-MASK0_ACTIONS = ("zero", "frozen_init", "hybrid")
 
 
 def _map_kept(fn: Callable[[str, np.ndarray, np.ndarray], np.ndarray], params: PyTree,
@@ -51,31 +48,70 @@ def layer_sigmas(theta0: PyTree, mask: PyTree) -> dict[str, float]:
     return out
 
 
+# P4's mask-1 actions by name (Sec. 3): a rule (kept rewind values, the fresh
+# initialization's values at the kept entries, sigma_layer, rng) -> the kept entries'
+# new values; None keeps the rewind values. register_mask1 adds one (and its '_sign'
+# variant, which keeps each rewind value's sign).
+KeptRule = Callable[[np.ndarray, Optional[np.ndarray], float, np.random.Generator], np.ndarray]
+_MASK1: dict[str, Optional[KeptRule]] = {}
+_NEEDS_FRESH: set[str] = set()
+
+
+def register_mask1(name: str, rule: Optional[KeptRule], needs_fresh: bool = False,
+                   signed: bool = True) -> None:
+    variants = {name: rule}
+    if signed and rule is not None:
+        def signed_rule(kept, fresh, sigma, rng, rule=rule):
+            return np.abs(rule(kept, fresh, sigma, rng)) * np.where(kept < 0, -1.0, 1.0)
+        variants[f"{name}_sign"] = signed_rule
+    for key, value in variants.items():
+        if key in _MASK1:
+            raise ValueError(f"a mask-1 action {key!r} exists already")
+        _MASK1[key] = value
+        if needs_fresh:
+            _NEEDS_FRESH.add(key)
+
+
+def unregister_mask1(name: str) -> None:
+    """Removes an action and its '_sign' variant."""
+    for key in (name, f"{name}_sign"):
+        _MASK1.pop(key, None)
+        _NEEDS_FRESH.discard(key)
+
+
+def mask1_names() -> tuple[str, ...]:
+    return tuple(_MASK1)
+
+
+def needs_fresh(action: str) -> bool:
+    """Whether the action draws from a fresh initialization (the driver makes one)."""
+    return action in _NEEDS_FRESH
+
+
+register_mask1("rewind", None)
+register_mask1("reinit", lambda kept, fresh, sigma, rng: fresh, needs_fresh=True)
+register_mask1("reshuffle", lambda kept, fresh, sigma, rng: kept[rng.permutation(kept.size)])
+register_mask1("constant", lambda kept, fresh, sigma, rng:
+               sigma * rng.choice(np.array([-1.0, 1.0]), size=kept.size))
+MASK1_ACTIONS = mask1_names()  # the built-in ones, in P4's order
+
+
 def mask1_weights(action: str, rewind: PyTree, fresh: PyTree, mask: PyTree,
                   sigmas: dict[str, float], seed: int) -> PyTree:
     """Kept weights after P4's mask-1 action (Sec. 3): 'rewind' keeps the rewind values,
     'reinit' takes a fresh draw from the initial distribution, 'reshuffle' permutes the
     kept rewind values within the layer, 'constant' is +-sigma_layer with a random sign;
     '_sign' variants take the sign of the rewind (initial) value."""
-    if action not in MASK1_ACTIONS:
-        raise ValueError(f"unknown mask-1 action {action!r}; choose one of {MASK1_ACTIONS}")
-    base, keep_sign = action.removesuffix("_sign"), action.endswith("_sign")
-    rng = np.random.default_rng(seed)
+    if action not in _MASK1:
+        raise ValueError(f"unknown mask-1 action {action!r}; choose one of {mask1_names()}")
+    rule, rng = _MASK1[action], np.random.default_rng(seed)
 
     def act(name, w, m):
-        kept = w[m]
-        if base == "rewind":
+        if rule is None:
             return w
-        if base == "reinit":
-            values = _leaf(fresh, name)[m]
-        elif base == "reshuffle":
-            values = kept[rng.permutation(kept.size)]
-        else:  # constant
-            values = sigmas[name] * rng.choice(np.array([-1.0, 1.0]), size=kept.size)
-        if keep_sign:
-            values = np.abs(values) * np.where(kept < 0, -1.0, 1.0)
         out = w.copy()
-        out[m] = values
+        out[m] = rule(w[m], _leaf(fresh, name)[m] if fresh is not None else None,
+                      sigmas[name], rng)
         return out
 
     return _map_kept(act, rewind, mask)
@@ -115,6 +151,30 @@ def signed_constant(weights: PyTree, mask: PyTree, sigmas: dict[str, float]) -> 
                                                  w), weights, mask)
 
 
+# P4's mask-0 actions by name (Sec. 4): which entries carry a value, per layer, from
+# (new mask, previous mask, previous value mask, |w_i| <= |w_f|); None: the trainable
+# mask itself (pruned weights are zero).
+ValueRule = Callable[[np.ndarray, np.ndarray, np.ndarray, np.ndarray], np.ndarray]
+_MASK0: dict[str, Optional[ValueRule]] = {}
+
+
+def register_mask0(name: str, rule: Optional[ValueRule]) -> None:
+    if name in _MASK0:
+        raise ValueError(f"a mask-0 action {name!r} exists already")
+    _MASK0[name] = rule
+
+
+def mask0_names() -> tuple[str, ...]:
+    return tuple(_MASK0)
+
+
+register_mask0("zero", None)
+register_mask0("frozen_init", lambda new, old, old_values, grew: np.ones_like(new))
+register_mask0("hybrid", lambda new, old, old_values, grew:
+               new | (old_values & ~old) | (old & ~new & grew))
+MASK0_ACTIONS = mask0_names()  # the built-in ones
+
+
 def value_mask(action: str, new_mask: PyTree, previous_mask: PyTree,
                previous_values: Optional[PyTree], initial: PyTree, final: PyTree
                ) -> Optional[PyTree]:
@@ -124,20 +184,19 @@ def value_mask(action: str, new_mask: PyTree, previous_mask: PyTree,
     magnitude did not shrink in the run that pruned them (|w_f| >= |w_i|), plus those
     frozen earlier. `previous_values` is the previous level's value mask (None: its
     trainable mask)."""
-    if action not in MASK0_ACTIONS:
-        raise ValueError(f"unknown mask-0 action {action!r}; choose one of {MASK0_ACTIONS}")
-    if action == "zero":
+    if action not in _MASK0:
+        raise ValueError(f"unknown mask-0 action {action!r}; choose one of {mask0_names()}")
+    rule = _MASK0[action]
+    if rule is None:
         return None
     previous_values = previous_values if previous_values is not None else previous_mask
 
     def carry(path, new, old, old_values, wi, wf):
         if new is None:
             return None
-        if action == "frozen_init":
-            return np.ones_like(np.asarray(new, bool))
         new, old, old_values = (np.asarray(x, bool) for x in (new, old, old_values))
         grew = np.abs(np.asarray(wf)) >= np.abs(np.asarray(wi))
-        return new | (old_values & ~old) | (old & ~new & grew)
+        return rule(new, old, old_values, grew)
 
     return jax.tree_util.tree_map_with_path(
         carry, new_mask, previous_mask, previous_values, initial, final,

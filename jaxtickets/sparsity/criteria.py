@@ -42,8 +42,23 @@ CRITERIA: dict[str, Criterion] = {
     "large_final_same_sign": lambda wi, wf: _same_sign_magnitude(wi, wf, 1.0),
     "large_final_diff_sign": lambda wi, wf: _same_sign_magnitude(wi, wf, -1.0),
 }
-NEEDS_INIT = frozenset(name for name in CRITERIA if name not in ("large_final", "small_final",
-                                                                 "random"))
+NEEDS_INIT = {name for name in CRITERIA if name not in ("large_final", "small_final",
+                                                         "random")}
+
+
+def register(name: str, criterion: Criterion, needs_init: bool = True) -> None:
+    """Adds a criterion: criterion(w_init, w_final) -> one score per unpruned weight of a
+    layer (1-D float32 arrays; the highest scores stay). `needs_init`: it reads w_init."""
+    if name in CRITERIA:
+        raise ValueError(f"a mask criterion {name!r} exists already")
+    CRITERIA[name] = criterion
+    if needs_init:
+        NEEDS_INIT.add(name)
+
+
+def unregister(name: str) -> None:
+    CRITERIA.pop(name, None)
+    NEEDS_INIT.discard(name)
 
 
 def score(name: str, w_init: np.ndarray, w_final: np.ndarray) -> np.ndarray:

@@ -1,0 +1,117 @@
+"""The smoke runs of shipped configs whose rows are pinned in tests/data/golden_rows.json.
+
+A refactor of the driver must not change a single result: every case below runs one
+shipped config's smoke variant (on the embedded MNIST subset, a small TFDS import of
+../shared/data's CIFAR-10, or JPEG ImageNet made by conftest) and its rows, without
+wall-clock time, are compared with the rows recorded before the refactor.
+
+Record again (only when a change of results is intended, and say so in the commit):
+    python tests/golden_rows.py [CASE ...]
+"""
+
+from __future__ import annotations
+
+import json
+import pathlib
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+GOLDEN_FILE = ROOT / "tests" / "data" / "golden_rows.json"
+# Fields that differ between equal runs (wall-clock time) or that describe the machine.
+VOLATILE = frozenset({"wall_seconds"})
+
+# name -> (config file, argument, data it needs: 'mnist', 'cifar10' or 'imagenet')
+CASES = {
+    "mnist_lenet": ("mnist_lenet", "smoke", "mnist"),
+    "mnist_sources": ("mnist_sources", "smoke", "mnist"),
+    "mnist_criteria": ("mnist_criteria", "smoke", "mnist"),
+    "mnist_supermask": ("mnist_supermask", "smoke", "mnist"),
+    "mnist_p2_controls": ("mnist_p2_controls", "smoke", "mnist"),
+    "cifar10_conv": ("cifar10_conv", "conv2,smoke", "cifar10"),
+    "cifar10_conv_controls": ("cifar10_conv_controls", "conv2,smoke", "cifar10"),
+    "cifar10_sources": ("cifar10_sources", "smoke", "cifar10"),
+    "cifar10_p0": ("cifar10_p0", "resnet18,labels,rotnet,smoke", "cifar10"),
+    "p1_transfer": ("p1_transfer", "halves,smoke", "cifar10"),
+    "p2_deep_cifar": ("p2_deep_cifar", "resnet20,smoke", "cifar10"),
+    "p3_resnet20": ("p3_resnet20", "smoke", "cifar10"),
+    "imagenet_rotnet": ("imagenet_rotnet", "smoke", "imagenet"),
+    "imagenet_limited": ("imagenet_limited", "samples10,classes10,semisup,smoke",
+                         "imagenet"),
+    "p3_imagenet": ("p3_imagenet", "resnet18,smoke", "imagenet"),
+}
+
+
+def prepare_data(kind: str, root: pathlib.Path) -> str | None:
+    """A data dir with the images the case needs (None: the embedded MNIST)."""
+    sys.path.insert(0, str(ROOT / "tests"))
+    from conftest import SHARED_DATA, SHARED_FILES, make_jpeg_imagenet
+
+    if kind == "mnist":
+        return None
+    if kind == "cifar10":  # a fixed random 2,500 / 500 (../shared's files are by class)
+        from jaxtickets.data.tfds_io import decode_shared_npz, import_to_tfds
+
+        rng = np.random.default_rng(0)
+        indices = {"train": np.sort(rng.choice(50_000, 2500, replace=False)),
+                   "test": np.sort(rng.choice(10_000, 500, replace=False))}
+        arrays = decode_shared_npz("cifar10", SHARED_DATA / SHARED_FILES["cifar10"],
+                                   indices=indices)
+        import_to_tfds("cifar10", arrays, root / "cifar10")
+        return str(root / "cifar10")
+    return make_jpeg_imagenet(root / "imagenet", 45, 13)
+
+
+def case_config(name: str, data_dir: str | None):
+    sys.path.insert(0, str(ROOT / "tests"))
+    from conftest import load_config
+
+    config_name, arg, _ = CASES[name]
+    config = load_config(config_name, arg)
+    if data_dir is not None:
+        config.data.data_dir = data_dir
+    config.runtime.plot = False
+    return config
+
+
+def comparable(rows: list[dict]) -> list[dict]:
+    """The rows without wall-clock times (also in a ticket's `generation` record)."""
+    def strip(value):
+        if isinstance(value, dict):
+            return {k: strip(v) for k, v in value.items() if k not in VOLATILE}
+        return value
+
+    return [strip(row) for row in rows]
+
+
+def run_case(name: str, data_dirs: dict[str, str | None], workdir: pathlib.Path) -> dict:
+    """The case's results (rows and stages) from a run in `workdir`."""
+    from jaxtickets.experiment.driver import run_experiment
+
+    config = case_config(name, data_dirs[CASES[name][2]])
+    return run_experiment(config, workdir)
+
+
+def main(names: list[str]) -> None:
+    names = names or list(CASES)
+    golden = json.loads(GOLDEN_FILE.read_text()) if GOLDEN_FILE.exists() else {}
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = pathlib.Path(tmp)
+        data_dirs = {k: prepare_data(k, tmp) for k in {CASES[n][2] for n in names}}
+        for name in names:
+            started = time.time()
+            results = run_case(name, data_dirs, tmp / name)
+            golden[name] = {"rows": comparable(results["rows"]),
+                            "total_steps": sum(s["train_steps"] for s in results["stages"]),
+                            "train_flops": sum(s["train_flops"] for s in results["stages"])}
+            print(f"{name}: {len(results['rows'])} rows in {time.time() - started:.0f}s",
+                  flush=True)
+            GOLDEN_FILE.parent.mkdir(exist_ok=True)
+            GOLDEN_FILE.write_text(json.dumps(golden, indent=1, sort_keys=True) + "\n")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
