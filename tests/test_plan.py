@@ -5,12 +5,11 @@ records; --dry_run prints them and writes nothing; shipped configs keep their id
 from __future__ import annotations
 
 import json
-import pathlib
 
 import pytest
 
 import golden_rows
-from conftest import ROOT, HAVE_CIFAR, load_config, run_cli, smoke_config
+from conftest import HAVE_CIFAR, load_config, run_cli, smoke_config
 from jaxtickets.config_schema import identity
 from jaxtickets.experiment.driver import Experiment
 from jaxtickets.experiment.dry_run import dry_run
@@ -102,13 +101,33 @@ def test_dry_run_prices_the_run_and_writes_nothing(tmp_path):
     assert {p: p.stat().st_mtime_ns for p in workdir.rglob("*")} == files
 
 
-def test_calibrated_estimate_grows_with_the_steps(tmp_path):
-    """The estimate is steps x measured seconds per step (plus evaluations): doubling
-    every run's steps must roughly double it (bounds wide for a busy machine)."""
-    short = dry_run(smoke_config(train__duration="200st"), tmp_path / "a", out=lambda s: 0)
-    long = dry_run(smoke_config(train__duration="800st"), tmp_path / "b", out=lambda s: 0)
-    assert long["steps"] == 4 * short["steps"]
-    assert 1.5 < long["estimated_seconds"] / short["estimated_seconds"] < 8
+def test_estimate_is_steps_and_evaluations_at_the_measured_rates(tmp_path, monkeypatch):
+    """Wall time = sum over stages left of steps x seconds/step + evaluations x
+    seconds/evaluation, each at its own setup's calibration."""
+    from jaxtickets.experiment import dry_run as dry_run_lib
+
+    measured = []
+
+    def fake(experiment, setup):
+        measured.append(setup)
+        return dry_run_lib.Calibration(0.01 * len(measured), 0.5)
+
+    monkeypatch.setattr(dry_run_lib, "time_steps", fake)
+    config = smoke_config(train__duration="200st", train__eval_every="50st")
+    summary = dry_run(config, tmp_path / "run", out=lambda text: None)
+    assert len(measured) == 1  # one setup: the evaluation's
+    runs = [s for s in Experiment(config, tmp_path / "run").plan if s.steps]
+    expected = sum(s.steps * 0.01 + (-(-s.steps // 50) + 1) * 0.5 for s in runs)
+    assert summary["estimated_seconds"] == pytest.approx(expected, rel=1e-12)
+
+
+def test_calibration_times_real_steps(tmp_path):
+    from jaxtickets.experiment.dry_run import time_steps
+
+    exp = Experiment(smoke_config(), tmp_path / "run")
+    c = time_steps(exp, exp.evaluation)
+    assert 0 < c.seconds_per_step < 10 and 0 < c.seconds_per_eval < 60
+    assert not (tmp_path / "run").exists()
 
 
 def test_dry_run_on_the_command_line(tmp_path):

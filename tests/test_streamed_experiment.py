@@ -130,10 +130,17 @@ def test_imagenet_rotnet_config_smoke_runs_on_the_jpeg_dataset(model, jpeg_dir, 
     sources) end to end on the small JPEG dataset."""
     from conftest import load_config
 
+    from jaxtickets.experiment.dry_run import dry_run
+
     config = load_config("imagenet_rotnet", "smoke")
     config.data.data_dir = jpeg_dir
     config.model.name = model
+    planned = dry_run(config, tmp_path / "p0", calibrate=False, out=lambda text: None)
+    assert not (tmp_path / "p0").exists()
     results = run_experiment(config, tmp_path / "p0")
+    # --dry_run priced exactly what ran: steps and dense-equivalent FLOPs.
+    assert planned["steps"] == sum(s["train_steps"] for s in results["stages"])
+    assert planned["flops"] == sum(s["train_flops_dense"] for s in results["stages"])
     assert {(r["source_name"], r["level"], r["branch"]) for r in results["rows"]} == {
         ("labels", 0, "ticket"), ("labels", 1, "ticket"), ("labels", 1, "random_ticket"),
         ("rotnet", 0, "ticket"), ("rotnet", 1, "ticket"),

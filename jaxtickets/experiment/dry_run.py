@@ -19,7 +19,7 @@ from typing import Callable
 import jax
 import numpy as np
 
-from jaxtickets.experiment.plan import CONTROL, TICKET, TRAIN, Stage, totals
+from jaxtickets.experiment.plan import PRUNE, TICKET, TRAIN, Stage, totals
 from jaxtickets.training.batches import BatchOrder, DeviceSplit, device_indices
 
 CALIBRATION_CALLS = 2  # timed train calls per setup, after one that compiles
@@ -111,17 +111,15 @@ def _seconds(experiment, stage: Stage, calibrations: dict[int, Calibration]) -> 
 
 
 def format_plan(plan: list[Stage], summary: dict) -> str:
-    """The plan grouped by (kind, branch, level) in run order, then the totals."""
+    """The plan grouped by level, then (kind, branch) in run order, then the totals."""
     groups: dict[tuple, list[Stage]] = {}
-    for s in plan:
-        name = s.key.branch if s.kind in (CONTROL, TRAIN) else s.kind
-        groups.setdefault((s.kind, name, s.key.level), []).append(s)
-    lines = ["stage | level | runs | done | steps | examples | FLOPs (dense)",
+    for s in sorted(plan, key=lambda s: s.key.level):  # stable: run order within a level
+        groups.setdefault((s.key.level, s.kind, s.key.branch), []).append(s)
+    lines = ["level | stage | runs | done | steps | examples | FLOPs (dense)",
              "--- | --- | --- | --- | --- | --- | ---"]
-    for (kind, name, level), stages in groups.items():
+    for (level, kind, name), stages in groups.items():
         t = totals(stages)
-        label = name if kind in (CONTROL, TRAIN, TICKET) else "prune (mask)"
-        lines.append(f"{label} | {level} | {len(stages)} | "
+        lines.append(f"{level} | {_STAGE_LABELS.get((kind, name), name)} | {len(stages)} | "
                      f"{sum(s.is_done() for s in stages)} | {t['steps']:,} | "
                      f"{t['examples']:,} | {_flops(t)}")
     lines.append(f"total | | {summary['stages']} | {summary['done']} | "
@@ -135,6 +133,12 @@ def format_plan(plan: list[Stage], summary: dict) -> str:
                      "compilation not included")
     lines.append(f"experiment {summary['identity']}: nothing was written")
     return "\n".join(lines)
+
+
+_STAGE_LABELS = {(PRUNE, "mask"): "mask (pruning)",
+                 (TRAIN, "generation"): "generation run",
+                 (TRAIN, "ticket"): "ticket (the source is the evaluation)",
+                 (TICKET, "ticket"): "ticket (transferred)"}
 
 
 def _flops(t: dict) -> str:
