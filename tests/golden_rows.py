@@ -3,7 +3,8 @@
 A refactor of the driver must not change a single result: every case below runs one
 shipped config's smoke variant (on the embedded MNIST subset, a small TFDS import of
 ../shared/data's CIFAR-10, or JPEG ImageNet made by conftest) and its rows, without
-wall-clock time, are compared with the rows recorded before the refactor.
+wall-clock time, are compared with the rows recorded before the refactor: one case per
+shipped config (17), its other variants sharing the code paths of these.
 
 Record again (only when a change of results is intended, and say so in the commit):
     python tests/golden_rows.py [CASE ...]
@@ -24,7 +25,9 @@ GOLDEN_FILE = ROOT / "tests" / "data" / "golden_rows.json"
 # Fields that differ between equal runs (wall-clock time) or that describe the machine.
 VOLATILE = frozenset({"wall_seconds"})
 
-# name -> (config file, argument, data it needs: 'mnist', 'cifar10' or 'imagenet')
+# name -> (config file, argument, data: 'mnist', 'cifar10', 'imagenet' (with Places365),
+# or 'imagenet_1percent': labels cycling through the 1% class subset, so that every
+# class selection holds images)
 CASES = {
     "mnist_lenet": ("mnist_lenet", "smoke", "mnist"),
     "mnist_sources": ("mnist_sources", "smoke", "mnist"),
@@ -38,10 +41,12 @@ CASES = {
     "p1_transfer": ("p1_transfer", "halves,smoke", "cifar10"),
     "p2_deep_cifar": ("p2_deep_cifar", "resnet20,smoke", "cifar10"),
     "p3_resnet20": ("p3_resnet20", "smoke", "cifar10"),
+    "p3_cifar": ("p3_cifar", "resnet20,cifar10,smoke", "cifar10"),
     "imagenet_rotnet": ("imagenet_rotnet", "smoke", "imagenet"),
     "imagenet_limited": ("imagenet_limited", "samples10,classes10,semisup,smoke",
-                         "imagenet"),
+                         "imagenet_1percent"),
     "p3_imagenet": ("p3_imagenet", "resnet18,smoke", "imagenet"),
+    "p1_cross_dataset": ("p1_cross_dataset", "imagenet2012,smoke", "imagenet"),
 }
 
 
@@ -62,6 +67,13 @@ def prepare_data(kind: str, root: pathlib.Path) -> str | None:
                                    indices=indices)
         import_to_tfds("cifar10", arrays, root / "cifar10")
         return str(root / "cifar10")
+    if kind == "imagenet_1percent":
+        from jaxtickets.data.selections import chosen_classes
+        from jaxtickets.experiment.sources import CLASS_STREAM, _seed
+
+        cycle = chosen_classes(1000, 0.01, _seed(0, CLASS_STREAM))
+        return make_jpeg_imagenet(root / kind, 60, 12, cycle=cycle)
+    make_jpeg_imagenet(root / "imagenet", 30, 8, classes=365, name="places365_small")
     return make_jpeg_imagenet(root / "imagenet", 45, 13)
 
 
