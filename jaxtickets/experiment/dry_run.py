@@ -40,13 +40,13 @@ def dry_run(config, workdir, calibrate: bool = True, out: Callable[[str], None] 
     with tempfile.TemporaryDirectory() as tmp:
         experiment = Experiment(config, workdir, label_cache=tmp)
         plan = experiment.plan
-        done = sum(s.is_done() for s in plan)
-        calibrations = _calibrate(experiment, plan) if calibrate else {}
-    seconds = sum(_seconds(experiment, s, calibrations) for s in plan if not s.is_done()) \
-        if calibrate else None
-    summary = {**totals(plan), "done": done, "estimated_seconds": seconds,
+        done = {s.key for s in plan if s.is_done()}  # one look at the workdir per stage
+        left = [s for s in plan if s.key not in done]
+        calibrations = _calibrate(experiment, left) if calibrate else {}
+    seconds = sum(_seconds(experiment, s, calibrations) for s in left) if calibrate else None
+    summary = {**totals(plan), "done": len(done), "estimated_seconds": seconds,
                "identity": experiment.id}
-    out(format_plan(plan, summary))
+    out(format_plan(plan, summary, done))
     return summary
 
 
@@ -58,9 +58,9 @@ def setup_of(experiment, stage: Stage):
     return experiment.evaluation
 
 
-def _calibrate(experiment, plan: list[Stage]) -> dict[int, Calibration]:
-    setups = {id(setup_of(experiment, s)): setup_of(experiment, s)
-              for s in plan if s.steps and not s.is_done()}
+def _calibrate(experiment, left: list[Stage]) -> dict[int, Calibration]:
+    """A calibration per setup that the stages left to run train with."""
+    setups = {id(setup): setup for setup in (setup_of(experiment, s) for s in left if s.steps)}
     return {key: time_steps(experiment, setup) for key, setup in setups.items()}
 
 
@@ -110,8 +110,9 @@ def _seconds(experiment, stage: Stage, calibrations: dict[int, Calibration]) -> 
     return stage.steps * c.seconds_per_step + evals * c.seconds_per_eval
 
 
-def format_plan(plan: list[Stage], summary: dict) -> str:
-    """The plan grouped by level, then (kind, branch) in run order, then the totals."""
+def format_plan(plan: list[Stage], summary: dict, done: set) -> str:
+    """The plan grouped by level, then (kind, branch) in run order, then the totals;
+    `done`: the keys of the stages whose outputs exist."""
     groups: dict[tuple, list[Stage]] = {}
     for s in sorted(plan, key=lambda s: s.key.level):  # stable: run order within a level
         groups.setdefault((s.key.level, s.kind, s.key.branch), []).append(s)
@@ -120,7 +121,7 @@ def format_plan(plan: list[Stage], summary: dict) -> str:
     for (level, kind, name), stages in groups.items():
         t = totals(stages)
         lines.append(f"{level} | {_STAGE_LABELS.get((kind, name), name)} | {len(stages)} | "
-                     f"{sum(s.is_done() for s in stages)} | {t['steps']:,} | "
+                     f"{sum(s.key in done for s in stages)} | {t['steps']:,} | "
                      f"{t['examples']:,} | {_flops(t)}")
     lines.append(f"total | | {summary['stages']} | {summary['done']} | "
                  f"{summary['steps']:,} | {summary['examples']:,} | {_flops(summary)}")
