@@ -206,7 +206,7 @@ def test_p2_resnet20_starts_from_gaussian_glorot_kernels():
 
     setup = sources.evaluation_setup(config, Splits("cifar10", split(128), split(8),
                                                     split(8), 10))
-    variables = Experiment._init(setup, KEY)
+    variables = Experiment.init_weights(setup, KEY)
     checked = 0
     for path, w in jax.tree_util.tree_flatten_with_path(variables["params"])[0]:
         if not path_name(path).endswith("kernel"):
