@@ -55,14 +55,14 @@ def get_config(arg: str | None = None):
     config.pruning.rates.conv = conv_rate
     config.pruning.rates.dense = 0.36
     config.pruning.rates.output = 0.18
-    config.branches = "ticket"
-    config.supermask.logit_inits = "-1,0,1,3"
+    config.branches = ("ticket",)
+    config.supermask.logit_inits = (-1, 0, 1, 3)
     config.supermask.steps = mask_steps
     config.supermask.learning_rate = mask_lr
     config.supermask.batch_size = 60
     config.supermask.eval_every = 100
     add_p4_trajectories(config)
-    config.generation.large_final.branches += ",learned_supermask"
+    config.generation.large_final.branches += ("learned_supermask",)
     if smoke:
         config.num_replicates = 1
         config.data.validation_size = 500
@@ -73,13 +73,13 @@ def get_config(arg: str | None = None):
         config.train.checkpoint_every = "40st"
         config.train.eval_batch_size = 500
         config.pruning.levels = 1
-        config.supermask.logit_inits = "1"
+        config.supermask.logit_inits = (1,)
         config.supermask.steps = 20
         config.supermask.eval_every = 10
         config.supermask.eval_samples = 2
         config.generation = type(config.generation)()
         add_p4_trajectories(config, ("large_final", "magnitude_increase"),
                                             ("constant_sign",), ("hybrid",))
-        config.generation.large_final.branches += ",learned_supermask"
+        config.generation.large_final.branches += ("learned_supermask",)
         config.runtime.log_every_seconds = 30.0
     return config

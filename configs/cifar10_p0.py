@@ -56,15 +56,15 @@ from jaxtickets.experiment.presets import add_sources, shrink_to_smoke
 
 MODELS = ("resnet18", "vgg19")
 SOURCES = {
-    "labels": {"branches": "ticket,random_ticket,random_adjusted,random_reinit"},
-    "rotnet": {"task": "rotnet", "branches": "ticket,random_reinit"},
+    "labels": {"branches": ("ticket", "random_ticket", "random_adjusted", "random_reinit")},
+    "rotnet": {"task": "rotnet", "branches": ("ticket", "random_reinit")},
     "exemplar": {"task": "exemplar", "learning_rate": 3e-4, "duration": "180ep",
-                 "decay_at": "120ep"},
+                 "decay_at": ("120ep",)},
     "shuffled_labels": {"task": "shuffled_labels", "augment": False},
     "samples10": {"sample_fraction": 0.1, "duration": "8000000ex",
-                  "decay_at": "4000000ex,6000000ex"},
+                  "decay_at": ("4000000ex", "6000000ex")},
     "samples30": {"sample_fraction": 0.3, "duration": "8000000ex",
-                  "decay_at": "4000000ex,6000000ex"},
+                  "decay_at": ("4000000ex", "6000000ex")},
 }
 
 
@@ -94,7 +94,7 @@ def get_config(arg: str | None = None):
     config.train.learning_rate = 1e-3
     config.train.weight_decay = 1e-4
     config.train.schedule = "step"
-    config.train.decay_at = "80ep,120ep"
+    config.train.decay_at = ("80ep", "120ep")
     config.train.eval_every = "10ep"
     config.train.checkpoint_every = "10ep"
     config.train.eval_batch_size = 1000
@@ -104,8 +104,8 @@ def get_config(arg: str | None = None):
     config.pruning.prune.shortcut = True
     config.pruning.levels = 30
     config.pruning.rewind = "50000ex"
-    config.pruning.evaluate_levels = "morcos"
-    config.branches = "ticket"
+    config.pruning.evaluate_levels = ("morcos",)
+    config.branches = ("ticket",)
     add_sources(config, SOURCES, chosen)
     if smoke:
         shrink_to_smoke(config)

@@ -49,11 +49,11 @@ def get_config(arg: str | None = None):
     config.pruning.prune.output = False      # P0: the last layer is never pruned
     config.pruning.levels = 4
     config.pruning.rewind = "3000ex"
-    config.pruning.evaluate_levels = "2,4"
-    config.branches = "ticket"
+    config.pruning.evaluate_levels = (2, 4)
+    config.branches = ("ticket",)
     config.runtime.log_every_seconds = 120.0
     add_sources(config, P0_CPU_SOURCES)
-    config.generation.labels.evaluate_levels = "0,2,4"  # the dense row for labels only
+    config.generation.labels.evaluate_levels = (0, 2, 4)  # the dense row for labels only
     if arg in (None, ""):
         return config
     if arg == "smoke":
@@ -67,8 +67,8 @@ def get_config(arg: str | None = None):
         config.train.eval_batch_size = 200
         config.pruning.levels = 2
         config.pruning.rewind = "600ex"
-        config.pruning.evaluate_levels = "2"
-        config.generation.labels.evaluate_levels = "0,2"
+        config.pruning.evaluate_levels = (2,)
+        config.generation.labels.evaluate_levels = (0, 2)
         config.runtime.log_every_seconds = 60.0
         return config
     raise ValueError(f"configs/cifar10_sources.py: unknown argument {arg!r}; use smoke")

@@ -74,29 +74,29 @@ smoke: a seconds-long CPU run for tests.
 from jaxtickets.config_schema import base_config
 from jaxtickets.experiment.presets import add_sources, p0_imagenet, streamed_smoke
 
-LONG = {"duration": "200ep", "warmup": "5ep", "decay_at": "140ep,160ep,180ep"}
-LONGEST = {"duration": "1000ep", "decay_at": "700ep,800ep,900ep"}
+LONG = {"duration": "200ep", "warmup": "5ep", "decay_at": ("140ep", "160ep", "180ep")}
+LONGEST = {"duration": "1000ep", "decay_at": ("700ep", "800ep", "900ep")}
 SOURCES = {
     "samples30": {"sample_fraction": 0.3, "batch_size": 1536, "learning_rate": 0.1,
                   "weight_decay": 3e-4, **LONG},
     "samples10": {"sample_fraction": 0.1, "batch_size": 768, "learning_rate": 0.1,
                   "weight_decay": 1e-3, **LONG},
     "samples1": {"sample_fraction": 0.01, "batch_size": 768, "learning_rate": 0.1,
-                 "weight_decay": 1e-3, "color_jitter": 1, **LONGEST},
+                 "weight_decay": 1e-3, "color_jitter": True, **LONGEST},
     "classes30": {"class_fraction": 0.3, "batch_size": 1536, "learning_rate": 0.03,
                   "weight_decay": 1e-3, **LONG},
     "classes10": {"class_fraction": 0.1, "batch_size": 768, "learning_rate": 0.3,
                   "weight_decay": 3e-4, **LONG},
     "classes1": {"class_fraction": 0.01, "batch_size": 768, "learning_rate": 0.01,
-                 "weight_decay": 3e-3, "color_jitter": 1, **LONGEST},
+                 "weight_decay": 3e-3, "color_jitter": True, **LONGEST},
     "semisup": {"task": "semisup", "labelled_fraction": 0.1, "batch_size": 2048,
                 "learning_rate": 0.1, "weight_decay": 3e-4, **LONG},
     "places365": {"dataset": "places365_small", "batch_size": 2048, "learning_rate": 0.1,
-                  "weight_decay": 1e-4, "duration": "90ep", "decay_at": "50ep,65ep,80ep"},
+                  "weight_decay": 1e-4, "duration": "90ep", "decay_at": ("50ep", "65ep", "80ep")},
     "cifar10": {"dataset": "cifar10", "optimizer": "adam", "learning_rate": 1e-3,
                 "batch_size": 512, "weight_decay": 1e-4, "duration": "160ep",
-                "decay_at": "80ep,120ep", "rewind": "1ep", "pad_crop": 2, "flip": 1},
-    "labels": {"branches": "ticket,random_ticket"},
+                "decay_at": ("80ep", "120ep"), "rewind": "1ep", "pad_crop": 2, "flip": True},
+    "labels": {"branches": ("ticket", "random_ticket")},
 }
 FIG7_REWINDS = {"samples10_rw3ep": "3ep", "samples10_rw3pct": "3.3%",
                 "samples10_rw2500st": "2500st"}

@@ -62,7 +62,7 @@ from jaxtickets.config_schema import base_config
 from jaxtickets.experiment.presets import (P0_IMAGENET_RECIPES, add_sources, p0_imagenet,
                                            streamed_smoke)
 
-TASKS = {"labels": {"branches": "ticket,random_ticket"},
+TASKS = {"labels": {"branches": ("ticket", "random_ticket")},
          "rotnet": {"task": "rotnet"},
          "exemplar": {"task": "exemplar"}}
 

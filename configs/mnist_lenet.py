@@ -46,7 +46,7 @@ def get_config(arg: str | None = None):
     config.pruning.rates.dense = 0.2
     config.pruning.rates.output = 0.1
     config.pruning.rewind = "0st"
-    config.branches = "ticket,random_reinit"
+    config.branches = ("ticket", "random_reinit")
     if arg in (None, ""):
         return config
     if arg in ("demo", "smoke"):
@@ -59,7 +59,7 @@ def get_config(arg: str | None = None):
         config.train.eval_every = "100st"
         config.train.checkpoint_every = "500st"
         config.pruning.levels = 8
-        config.pruning.evaluate_levels = "0,2,4,6,7,8"
+        config.pruning.evaluate_levels = (0, 2, 4, 6, 7, 8)
         config.runtime.log_every_seconds = 20.0
         return config
     if arg == "smoke":

@@ -40,8 +40,8 @@ sweep; smoke: the embedded subset, 2 levels of 200 steps, every control, for tes
 from jaxtickets.config_schema import add_source, base_config
 from jaxtickets.experiment.presets import embedded_mnist_smoke, lenet_mnist
 
-CONTROLS = ("ticket,random_reinit,reinit_dm,noise_0.5,noise_1,noise_2,noise_3,"
-            "prune_at_init,random_ticket_local,random_adjusted,small_dense")
+CONTROLS = ("ticket", "random_reinit", "reinit_dm", "noise_0.5", "noise_1", "noise_2",
+            "noise_3", "prune_at_init", "random_ticket_local", "random_adjusted", "small_dense")
 
 
 def get_config(arg: str | None = None):
@@ -53,21 +53,21 @@ def get_config(arg: str | None = None):
     config.train.checkpoint_every = "5000st"
     config.pruning.method = "layerwise"
     config.pruning.levels = 10
-    config.pruning.evaluate_levels = "0,3,7,10"
-    config.branches = "ticket"
+    config.pruning.evaluate_levels = (0, 3, 7, 10)
+    config.branches = ("ticket",)
     add_source(config, "imp", branches=CONTROLS)
-    add_source(config, "one_shot", schedule="one_shot", branches="ticket,random_reinit",
-               evaluate_levels="3,7,10")
-    add_source(config, "strategy2", strategy="continue", evaluate_levels="3,7,10")
+    add_source(config, "one_shot", schedule="one_shot", branches=("ticket", "random_reinit"),
+               evaluate_levels=(3, 7, 10))
+    add_source(config, "strategy2", strategy="continue", evaluate_levels=(3, 7, 10))
     if arg in (None, ""):
         return config
     if arg == "fig4c":
         return _fig4c(config)
     if arg == "smoke":
         embedded_mnist_smoke(config)
-        config.pruning.evaluate_levels = "0,2"
+        config.pruning.evaluate_levels = (0, 2)
         for name in ("one_shot", "strategy2"):
-            config.generation[name].evaluate_levels = "2"
+            config.generation[name].evaluate_levels = (2,)
         return config
     raise ValueError(f"configs/mnist_p2_controls.py: unknown argument {arg!r}; use fig4c "
                      "or smoke")
@@ -82,7 +82,7 @@ def _fig4c(config):
     config.pruning.rates.dense = 0.125
     config.pruning.rates.output = 0.0625
     config.pruning.levels = 7
-    config.pruning.evaluate_levels = "all"
+    config.pruning.evaluate_levels = ("all",)
     config.pruning.control_draws = 3
-    config.branches = "ticket,random_reinit"
+    config.branches = ("ticket", "random_reinit")
     return config

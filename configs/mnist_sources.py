@@ -38,10 +38,10 @@ def get_config(arg: str | None = None):
     config.pruning.prune.output = False      # P0: the last layer is never pruned
     config.pruning.levels = 14
     config.pruning.rewind = "12000ex"
-    config.pruning.evaluate_levels = "3,6,9,12,14"
-    config.branches = "ticket"
+    config.pruning.evaluate_levels = (3, 6, 9, 12, 14)
+    config.branches = ("ticket",)
     add_sources(config, P0_CPU_SOURCES)
-    config.generation.labels.evaluate_levels = "0,3,6,9,12,14"  # the dense row for labels only
+    config.generation.labels.evaluate_levels = (0, 3, 6, 9, 12, 14)  # the dense row for labels only
     if arg in (None, ""):
         return config
     if arg == "smoke":
@@ -50,7 +50,7 @@ def get_config(arg: str | None = None):
         config.train.eval_every = "6000ex"
         config.train.checkpoint_every = "6000ex"
         config.pruning.rewind = "600ex"
-        config.pruning.evaluate_levels = "2"
-        config.generation.labels.evaluate_levels = "0,2"
+        config.pruning.evaluate_levels = (2,)
+        config.generation.labels.evaluate_levels = (0, 2)
         return config
     raise ValueError(f"configs/mnist_sources.py: unknown argument {arg!r}; use smoke")

@@ -34,11 +34,11 @@ a dense run of 200 steps, one learned mask of 100 steps, for tests.
 from jaxtickets.config_schema import add_source, base_config
 from jaxtickets.experiment.presets import P4_SUPERMASKS, embedded_mnist_smoke, p4_lenet_short
 
-SWEEP = "supermask_init,supermask_constant"  # one-shot sources: no pruned network trained
+SWEEP = ("supermask_init", "supermask_constant")  # one-shot sources: no pruned network trained
 
 
 def _learned_supermasks(config) -> None:
-    config.supermask.logit_inits = "-3,-1,0,1,3"
+    config.supermask.logit_inits = (-3, -1, 0, 1, 3)
     config.supermask.steps = 2000
     config.supermask.learning_rate = 100.0
     config.supermask.batch_size = 128
@@ -60,7 +60,7 @@ def get_config(arg: str | None = None):
         _p4_budget(config)
         config.pruning.levels = 12
         add_source(config, "large_final_same_sign", criterion="large_final_same_sign",
-                   branches=P4_SUPERMASKS + ",learned_supermask")
+                   branches=P4_SUPERMASKS + ("learned_supermask",))
         return config
     if arg not in (None, "", "short", "smoke"):
         raise ValueError(f"configs/mnist_supermask.py: unknown argument {arg!r}; use "
@@ -69,7 +69,7 @@ def get_config(arg: str | None = None):
     config.pruning.schedule = "one_shot"
     config.pruning.levels = 24
     add_source(config, "large_final_same_sign", criterion="large_final_same_sign",
-               branches=SWEEP + ",learned_supermask")
+               branches=SWEEP + ("learned_supermask",))
     if arg in (None, ""):
         _p4_budget(config)
         config.num_replicates = 5
@@ -81,7 +81,7 @@ def get_config(arg: str | None = None):
     add_source(config, "large_final", branches=SWEEP)
     if arg == "smoke":
         embedded_mnist_smoke(config)
-        config.supermask.logit_inits = "1"
+        config.supermask.logit_inits = (1,)
         config.supermask.steps = 100
         config.supermask.eval_every = 50
         config.supermask.eval_samples = 2

@@ -74,7 +74,7 @@ def get_config(arg: str | None = None):
         config.model.name = "resnet50"
         config.pruning.prune.shortcut = True  # P1 pools every layer but the output
         config.train.duration = "90ep"
-        config.train.decay_at = "50ep,65ep,80ep"
+        config.train.decay_at = ("50ep", "65ep", "80ep")
     if target in LARGE:  # streamed: cropped and flipped on the host
         config.data.pad_crop, config.data.flip = 0, False
         config.pruning.rewind = LARGE_REWIND
@@ -83,7 +83,7 @@ def get_config(arg: str | None = None):
     sources = {name: {"dataset": name} for name in names}
     for name in set(names) & set(LARGE) - {target}:
         sources[name]["rewind"] = LARGE_REWIND
-    sources[target]["branches"] = "ticket,random_ticket"
+    sources[target]["branches"] = ("ticket", "random_ticket")
     add_sources(config, sources)
     if "smoke" in flags:
         (streamed_smoke if target in LARGE else shrink_to_smoke)(config)

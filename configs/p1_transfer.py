@@ -51,12 +51,12 @@ def get_config(arg: str | None = None):
     if variant == "halves":
         _recipe(config, SGD)
         config.data.half = "b"  # evaluate on CIFAR-10b
-        add_source(config, "cifar10b", half="b", branches="ticket,random_ticket")
+        add_source(config, "cifar10b", half="b", branches=("ticket", "random_ticket"))
         add_source(config, "cifar10a", half="a")
     else:
         source, target = (SGD, ADAM) if variant == "sgd_to_adam" else (ADAM, SGD)
         _recipe(config, target)
-        add_source(config, "target", branches="ticket,random_ticket")
+        add_source(config, "target", branches=("ticket", "random_ticket"))
         add_source(config, "transfer", **source)
     if smoke:
         shrink_to_smoke(config)

@@ -55,9 +55,9 @@ from jaxtickets.config_schema import base_config
 from jaxtickets.experiment.presets import shrink_to_smoke
 
 RECIPES = {  # LR variant -> (learning rate, warm-up), per model
-    "vgg19": {"batch": 64, "duration": "160ep", "decay_at": "80ep,120ep", "levels": 32,
+    "vgg19": {"batch": 64, "duration": "160ep", "decay_at": ("80ep", "120ep"), "levels": 32,
               "lr": {"0.1": (0.1, "0st"), "0.01": (0.01, "0st"), "warmup": (0.1, "10000st")}},
-    "resnet20": {"batch": 128, "duration": "30000st", "decay_at": "20000st,25000st",
+    "resnet20": {"batch": 128, "duration": "30000st", "decay_at": ("20000st", "25000st"),
                  "levels": 14,
                  "lr": {"0.1": (0.1, "0st"), "0.01": (0.01, "0st"), "warmup": (0.03, "20000st")}},
 }
@@ -102,11 +102,11 @@ def get_config(arg: str | None = None):
     config.pruning.levels = recipe["levels"]
     config.pruning.rewind = "0st"
     config.pruning.control_draws = 3
-    config.branches = "ticket,random_reinit"
+    config.branches = ("ticket", "random_reinit")
     if smoke:
         shrink_to_smoke(config)
         config.pruning.control_draws = 1
         config.train.warmup = "5st" if warmup != "0st" else "0st"
         config.pruning.rewind = "0st"
-        config.pruning.evaluate_levels = "all"
+        config.pruning.evaluate_levels = ("all",)
     return config

@@ -68,11 +68,11 @@ def get_config(arg: str | None = None):
     config.train.eval_every = "5ep"
     config.train.checkpoint_every = "1ep"
     config.train.eval_batch_size = 1024
-    p3_trajectories(config, levels=11, evaluate_levels="0,2,4,7,11")
+    p3_trajectories(config, levels=11, evaluate_levels=(0, 2, 4, 7, 11))
     config.pruning.rewind = "5ep" if rewinding else "0st"
     if smoke:
         streamed_smoke(config)
         config.train.warmup = "1st"
         config.pruning.rewind = "2st" if rewinding else "0st"
-        config.pruning.evaluate_levels = "0,1"
+        config.pruning.evaluate_levels = (0, 1)
     return config

@@ -17,7 +17,7 @@ from typing import Any
 import jax
 import ml_collections
 
-from jaxtickets import branches, durations
+from jaxtickets import branches, config_values, durations
 from jaxtickets.errors import ConfigError
 from jaxtickets.data.datasets import (NORMALIZE_MODES, NUM_CLASSES, STREAMED_CLASSES,
                                       input_shape)
@@ -95,7 +95,7 @@ def base_config() -> ml_collections.ConfigDict:
     c.train.weight_decay = 0.0
     c.train.schedule = "constant"
     c.train.warmup = "0st"
-    c.train.decay_at = ""           # step schedule: comma-separated durations, e.g. '80ep,120ep'
+    c.train.decay_at = ()           # step schedule: durations, e.g. ('80ep', '120ep')
     c.train.decay_factor = 0.1
     c.train.eval_every = "100st"
     c.train.eval_batch_size = 1000
@@ -111,7 +111,9 @@ def base_config() -> ml_collections.ConfigDict:
         {"conv": True, "dense": True, "output": True, "shortcut": False})
     c.pruning.rewind = "0st"        # '0st' resets to init (P2); '1ep', '2500st', '3.3%', ...
     c.pruning.restart_schedule = False  # True: train T steps from schedule step 0 after rewind
-    c.pruning.evaluate_levels = "all"   # 'all', 'morcos' or a list such as '0,3,6'
+    # The levels with result rows and controls: level numbers such as (0, 3, 6), or one
+    # name: ('all',), or ('morcos',) for levels 0..6 and every third after (P0, P1).
+    c.pruning.evaluate_levels = ("all",)
     c.pruning.schedule = "iterative"    # 'one_shot': level L prunes the dense run at once
     c.pruning.one_shot_spacing = "geometric"  # remaining (1-rate)^L, or 'linear': 1-L*rate
     c.pruning.strategy = "reset"        # 'continue': P2 App. B strategy 2 (no reset)
@@ -122,13 +124,13 @@ def base_config() -> ml_collections.ConfigDict:
     c.pruning.natural_zero_threshold = 1.1920928955078125e-07  # random_adjusted (P0 4.5)
     # Control branches trained from scratch: from step 0 for the full train.duration with
     # the schedule from its start (P3's RR and SDT), not from the rewind step like the
-    # ticket. Comma-separated names, e.g. 'random_reinit,small_dense'; '' for none.
-    c.pruning.controls_from_scratch = ""
+    # ticket. Branch names, e.g. ('random_reinit', 'small_dense'); () for none.
+    c.pruning.controls_from_scratch = ()
     # Independent draws of each random control branch per level (P2: three random
     # reinitializations per trial), each its own run and row ('draw' 0..N-1).
     c.pruning.control_draws = 1
 
-    c.branches = "ticket,random_reinit"
+    c.branches = ("ticket", "random_reinit")  # the runs at each evaluated level
 
     # The evaluation: data.* and train.* are its dataset and recipe; this is its task.
     c.evaluation = ml_collections.ConfigDict()
@@ -139,7 +141,7 @@ def base_config() -> ml_collections.ConfigDict:
 
     # Learned supermasks (P4 Sec. 5.1): the 'learned_supermask' branch at level 0.
     c.supermask = ml_collections.ConfigDict()
-    c.supermask.logit_inits = ""    # comma-separated constants, one run each, e.g. '-1,0,1'
+    c.supermask.logit_inits = ()    # constants, one run each, e.g. (-1, 0, 1)
     c.supermask.steps = 2000
     c.supermask.learning_rate = 100.0
     c.supermask.momentum = 0.9
@@ -164,32 +166,38 @@ def base_config() -> ml_collections.ConfigDict:
 
 
 def source_defaults() -> ml_collections.ConfigDict:
-    """One ticket source: its task, data selection and recipe ('' / 0 / -1: as evaluated)."""
+    """One ticket source: its task, data selection and recipe. A key left None takes
+    the evaluation's value (data.*, train.*, pruning.*, branches)."""
     s = ml_collections.ConfigDict()
     s.task = "labels"          # labels, shuffled_labels, rotnet, exemplar, semisup
-    s.dataset = ""             # another dataset (images adapted to the model's input)
+    s.dataset = _inherit(str)  # another dataset (images adapted to the model's input)
     s.sample_fraction = 1.0    # per-class fraction of the training images
     s.class_fraction = 1.0     # fraction of the classes, all their images
     s.half = ""                # 'a' or 'b': stratified halves (P1's CIFAR-10a/10b)
     s.labelled_fraction = 0.1  # semisup: per-class fraction that keeps its labels
     s.rotations = "one"        # rotnet/semisup: one random rotation per image, or 'all'
     s.augment = True           # False: no pad-crop/flip (P0's shuffled-label runs)
-    s.pad_crop = -1            # -1: data.pad_crop (0 for a streamed dataset: host-cropped)
-    s.flip = -1                # -1: data.flip (off for a streamed dataset); 0 off, 1 on
-    s.color_jitter = -1        # streamed training images: -1 data.color_jitter; 0 off, 1 on
-    s.optimizer = ""
-    s.learning_rate = 0.0
-    s.weight_decay = -1.0
-    s.batch_size = 0
-    s.duration = ""
-    s.warmup = ""
-    s.decay_at = ""
-    s.rewind = ""              # in this source's own units and budget (P0 Table 1)
-    s.evaluate_levels = ""     # '' = pruning.evaluate_levels
-    s.branches = ""            # '' = branches
-    for key in TRAJECTORY_KEYS:  # '' = pruning.<key>
-        s[key] = ""
+    s.pad_crop = _inherit(int)  # None: data.pad_crop (0 for a streamed dataset: host-cropped)
+    s.flip = _inherit(bool)     # None: data.flip (off for a streamed dataset)
+    s.color_jitter = _inherit(bool)  # streamed training images; None: data.color_jitter
+    s.optimizer = _inherit(str)
+    s.learning_rate = _inherit(float)
+    s.weight_decay = _inherit(float)
+    s.batch_size = _inherit(int)
+    s.duration = _inherit(str)
+    s.warmup = _inherit(str)
+    s.decay_at = _inherit(tuple)
+    s.rewind = _inherit(str)   # in this source's own units and budget (P0 Table 1)
+    s.evaluate_levels = _inherit(tuple)
+    s.branches = _inherit(tuple)
+    for key in TRAJECTORY_KEYS:  # None: pruning.<key>
+        s[key] = _inherit(str)
     return s
+
+
+def _inherit(kind: type) -> ml_collections.FieldReference:
+    """A source key that holds None (the evaluation's value) until set to a `kind`."""
+    return ml_collections.config_dict.placeholder(kind)
 
 
 def add_source(config: ml_collections.ConfigDict, name: str, **values) -> None:
@@ -198,7 +206,11 @@ def add_source(config: ml_collections.ConfigDict, name: str, **values) -> None:
     for key, value in values.items():
         if key not in source:
             raise ConfigError(f"generation.{name}.{key}: unknown source key")
-        source[key] = value
+        try:
+            source[key] = value
+        except TypeError as err:  # ml_collections keeps each key's type
+            raise ConfigError(f"generation.{name}.{key}: expected "
+                              f"{source.get_type(key).__name__}, got {value!r}") from err
     config.generation[name] = source
 
 
@@ -224,7 +236,9 @@ def _check_keys(config: Any, reference: Any, prefix: str) -> None:
         if key not in reference:
             raise ConfigError(f"{name}: unknown config key")
         value, default = config[key], reference[key]
-        if isinstance(default, ml_collections.ConfigDict):
+        if default is None:  # a source key inheriting the evaluation's value
+            _check_inheriting(value, reference.get_type(key), name)
+        elif isinstance(default, ml_collections.ConfigDict):
             if not isinstance(value, ml_collections.ConfigDict):
                 raise ConfigError(f"{name}: expected a group of keys, got {value!r}")
             _check_keys(value, default, name + ".")
@@ -236,9 +250,26 @@ def _check_keys(config: Any, reference: Any, prefix: str) -> None:
                 raise ConfigError(f"{name}: expected a number, got {value!r}")
             if not _finite(value):  # nan passes every `<` check; inf/huge ints overflow
                 raise ConfigError(f"{name}: expected a finite number, got {value!r}")
+        elif isinstance(default, tuple):
+            if not isinstance(value, (tuple, list)):
+                raise ConfigError(f"{name}: expected a list (or tuple), got {value!r}")
         elif not isinstance(value, type(default)) or isinstance(value, bool) != isinstance(
                 default, bool):
             raise ConfigError(f"{name}: expected {type(default).__name__}, got {value!r}")
+
+
+def _check_inheriting(value: Any, kind: type, name: str) -> None:
+    if value is None:
+        return
+    if kind is float and isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)
+    if kind is tuple and isinstance(value, list):
+        value = tuple(value)
+    if not isinstance(value, kind) or isinstance(value, bool) != (kind is bool):
+        raise ConfigError(f"{name}: expected {kind.__name__} (or None: as the evaluation), "
+                          f"got {value!r}")
+    if kind is float and not _finite(value):
+        raise ConfigError(f"{name}: expected a finite number, got {value!r}")
 
 
 def _missing_keys(config: Any, reference: Any, prefix: str) -> None:
@@ -268,17 +299,20 @@ def model_kinds(model_name: str, dataset: str, image_size: int = 224) -> frozens
     return frozenset(k for k in (kernel_kind(path, leaf) for path, leaf in leaves) if k)
 
 
-def parse_levels(spec: str, levels: int, key: str = "pruning.evaluate_levels") -> list[int]:
+def parse_levels(spec: tuple, levels: int, key: str = "pruning.evaluate_levels") -> list[int]:
     """The levels that get results rows and control branches."""
-    if spec == "all":
+    listed = config_values.items(spec, key)
+    if listed == ["all"]:
         return list(range(levels + 1))
-    if spec == "morcos":  # P0/P1: levels 0..6, then every third level (0.8^k rows)
+    if listed == ["morcos"]:  # P0/P1: levels 0..6, then every third level (0.8^k rows)
         return [k for k in range(levels + 1) if k <= 6 or k % 3 == 0]
     try:
-        chosen = sorted({int(part) for part in spec.split(",") if part.strip()})
+        if any(isinstance(v, (bool, float)) for v in listed):
+            raise ValueError
+        chosen = sorted({int(v) for v in listed})
     except ValueError as err:
-        raise ConfigError(f"{key}: expected 'all', 'morcos' or a list "
-                          f"of level numbers such as '0,3,6', got {spec!r}") from err
+        raise ConfigError(f"{key}: expected ('all',), ('morcos',) or level numbers such "
+                          f"as (0, 3, 6), got {spec!r}") from err
     if not chosen or chosen[0] < 0 or chosen[-1] > levels:
         raise ConfigError(f"{key}: levels must lie in 0..{levels} "
                           f"(pruning.levels={levels}), got {spec!r}")
@@ -292,7 +326,7 @@ def _rate(value: float, key: str) -> None:
 
 
 def _check_trajectory(values: dict, key: str, inherit: bool) -> None:
-    """The per-trajectory choices of pruning.* or of one source ('' inherits)."""
+    """The per-trajectory choices of pruning.* or of one source (None inherits)."""
     from jaxtickets.sparsity.actions import mask0_names, mask1_names
     from jaxtickets.sparsity.criteria import CRITERIA
     choices = {"schedule": PRUNING_SCHEDULES, "strategy": STRATEGIES,
@@ -300,7 +334,7 @@ def _check_trajectory(values: dict, key: str, inherit: bool) -> None:
                "mask0_action": mask0_names()}
     for field, allowed in choices.items():
         value = values[field]
-        if inherit and value == "":
+        if inherit and value is None:
             continue
         if value not in allowed:
             raise ConfigError(f"{key}.{field}: unknown value {value!r}; choose one of "
@@ -422,13 +456,14 @@ def _validate_train(config: ml_collections.ConfigDict) -> None:
                           f"got {t.optimizer!r}")
     if t.decay_factor <= 0:
         raise ConfigError(f"train.decay_factor: must be > 0, got {t.decay_factor}")
-    if t.decay_at.strip(" ,") and t.schedule != "step":
+    decay_at = config_values.durations(t.decay_at, "train.decay_at")
+    if decay_at and t.schedule != "step":
         raise ConfigError(f"train.decay_at: only train.schedule='step' uses it, "
                           f"got {t.schedule!r}")
     durations.parse(t.duration, "train.duration")
     for key in ("warmup", "eval_every", "checkpoint_every"):
         durations.parse(t[key], f"train.{key}")
-    for part in filter(None, (p.strip() for p in t.decay_at.split(","))):
+    for part in decay_at:
         durations.parse(part, "train.decay_at")
     durations.parse(config.pruning.rewind, "pruning.rewind")
 
@@ -513,14 +548,14 @@ def _check_color_jitter(config: ml_collections.ConfigDict) -> None:
     where no streamed training split would use it, it would change nothing, silently."""
     d = config.data
     for name, s in config.generation.items():
-        dataset = s.dataset or d.dataset
-        if s.color_jitter == 1 and dataset not in STREAMED_CLASSES:
+        dataset = config_values.inherited(s.dataset, d.dataset)
+        if s.color_jitter and dataset not in STREAMED_CLASSES:
             raise ConfigError(
                 f"generation.{name}.color_jitter: colour jitter augments streamed datasets "
                 f"({', '.join(STREAMED_CLASSES)}) on the host; this source trains on "
-                f"{dataset}, in memory, augmented on the device (pad_crop, flip); set 0 or -1")
-    inheriting = [d.dataset] + [s.dataset or d.dataset for s in config.generation.values()
-                                if s.color_jitter < 0]
+                f"{dataset}, in memory, augmented on the device (pad_crop, flip); set False or None")
+    inheriting = [d.dataset] + [config_values.inherited(s.dataset, d.dataset) for s in config.generation.values()
+                                if s.color_jitter is None]
     if d.color_jitter and not any(x in STREAMED_CLASSES for x in inheriting):
         raise ConfigError(
             f"data.color_jitter: colour jitter augments streamed datasets "
@@ -544,50 +579,49 @@ def _validate_source(config: ml_collections.ConfigDict, name: str) -> None:
     if not name.replace("_", "").isalnum():
         raise ConfigError(f"{key}: a source name uses letters, digits and '_' only")
     tasks.get(s.task, f"{key}.task")
-    if s.dataset and s.dataset not in DATASETS:
+    if s.dataset is not None and s.dataset not in DATASETS:
         raise ConfigError(f"{key}.dataset: unknown dataset {s.dataset!r}; "
                           f"choose one of {DATASETS}")
-    if s.dataset and s.dataset != config.data.dataset and config.data.source == "embedded":
+    if s.dataset not in (None, config.data.dataset) and config.data.source == "embedded":
         raise ConfigError(f"{key}.dataset: data.source='embedded' holds only mnist; "
                           "use data.source='tfds' for cross-dataset sources")
-    if s.dataset and s.dataset != config.data.dataset and config.data.source == "npz":
+    if s.dataset not in (None, config.data.dataset) and config.data.source == "npz":
         raise ConfigError(f"{key}.dataset: data.source='npz' holds only data.dataset "
                           f"({config.data.dataset!r}, from data.npz_file); use "
                           "data.source='tfds' for cross-dataset sources")
     for field in ("sample_fraction", "class_fraction", "labelled_fraction"):
         if not 0.0 < s[field] <= 1.0:
             raise ConfigError(f"{key}.{field}: must lie in (0, 1], got {s[field]}")
-    if s.pad_crop < -1:
-        raise ConfigError(f"{key}.pad_crop: must be >= 0, or -1 for data.pad_crop; "
+    if s.pad_crop is not None and s.pad_crop < 0:
+        raise ConfigError(f"{key}.pad_crop: must be >= 0, or None for data.pad_crop; "
                           f"got {s.pad_crop}")
-    if s.flip not in (-1, 0, 1):
-        raise ConfigError(f"{key}.flip: 1 (on), 0 (off) or -1 (data.flip); got {s.flip!r}")
-    if s.color_jitter not in (-1, 0, 1):
-        raise ConfigError(f"{key}.color_jitter: 1 (on), 0 (off) or -1 (data.color_jitter); "
-                          f"got {s.color_jitter!r}")
     if s.half not in HALVES:
         raise ConfigError(f"{key}.half: expected one of {HALVES}, got {s.half!r}")
     if s.rotations not in ROTATIONS:
         raise ConfigError(f"{key}.rotations: expected one of {ROTATIONS}, got {s.rotations!r}")
-    if s.optimizer and s.optimizer not in OPTIMIZERS:
+    if s.optimizer is not None and s.optimizer not in OPTIMIZERS:
         raise ConfigError(f"{key}.optimizer: unknown optimizer {s.optimizer!r}; "
                           f"choose one of {OPTIMIZERS}")
-    if s.learning_rate < 0:
-        raise ConfigError(f"{key}.learning_rate: must be > 0 (0: as evaluated), "
+    if s.learning_rate is not None and s.learning_rate <= 0:
+        raise ConfigError(f"{key}.learning_rate: must be > 0 (None: as evaluated), "
                           f"got {s.learning_rate}")
-    if s.batch_size < 0:
-        raise ConfigError(f"{key}.batch_size: must be >= 1 (0: as evaluated), "
+    if s.weight_decay is not None and s.weight_decay < 0:
+        raise ConfigError(f"{key}.weight_decay: must be >= 0 (None: as evaluated), "
+                          f"got {s.weight_decay}")
+    if s.batch_size is not None and s.batch_size < 1:
+        raise ConfigError(f"{key}.batch_size: must be >= 1 (None: as evaluated), "
                           f"got {s.batch_size}")
     for field in ("duration", "warmup", "rewind"):
-        if s[field]:
+        if s[field] is not None:
             durations.parse(s[field], f"{key}.{field}")
-    for part in filter(None, (p.strip() for p in s.decay_at.split(","))):
+    decay_at = config_values.durations(s.decay_at or (), f"{key}.decay_at")
+    for part in decay_at:
         durations.parse(part, f"{key}.decay_at")
-    if s.decay_at.strip(" ,") and config.train.schedule != "step":
+    if decay_at and config.train.schedule != "step":
         raise ConfigError(f"{key}.decay_at: only train.schedule='step' uses it")
-    if s.evaluate_levels:
+    if s.evaluate_levels is not None:
         parse_levels(s.evaluate_levels, config.pruning.levels, f"{key}.evaluate_levels")
-    if s.branches:
+    if s.branches is not None:
         branches.parse_branches(s.branches, f"{key}.branches",
                        one_shot=(s.schedule or config.pruning.schedule) == "one_shot")
     _check_trajectory(s, key, inherit=True)
@@ -595,8 +629,10 @@ def _validate_source(config: ml_collections.ConfigDict, name: str) -> None:
 
 def listed_branches(config: ml_collections.ConfigDict) -> set[str]:
     """Every branch name the evaluation's or any source's `branches` lists."""
-    wanted = [config.branches] + [s.branches for s in config.generation.values()]
-    return {b.strip() for spec in wanted for b in spec.split(",") if b.strip()}
+    wanted = [("branches", config.branches)] + [
+        (f"generation.{name}.branches", s.branches) for name, s in config.generation.items()
+        if s.branches is not None]
+    return {b for key, spec in wanted for b in config_values.names(spec, key)}
 
 
 def validate_steps(total: int, rewind: int, eval_every: int, checkpoint_every: int,
@@ -636,7 +672,7 @@ def identity(config: ml_collections.ConfigDict) -> str:
 # value changes the hash, as every key does.
 ADDED_LATER = {"model.compute_dtype": "float32", "data.image_size": 224,
                "data.rotation_degrees": 0.0, "data.npz_file": "", "model.init": "default",
-               "pruning.controls_from_scratch": "", "pruning.control_draws": 1,
+               "pruning.controls_from_scratch": "", "pruning.control_draws": 1,  # legacy forms
                "data.color_jitter": False}
 ADDED_LATER_SOURCE = {"pad_crop": -1, "flip": -1, "color_jitter": -1}  # generation.NAME.*
 # Streamed training images were colour-jittered before data.color_jitter existed (its
@@ -646,7 +682,7 @@ JITTER_ALWAYS_HASHED = STREAMED_CLASSES
 
 
 def canonical_json(config: ml_collections.ConfigDict) -> str:
-    data = config.to_dict()
+    data = config_values.legacy_form(config.to_dict())
     data.pop(RUNTIME_KEY, None)
     datasets = [data.get("data", {}).get("dataset")] + [
         s.get("dataset") for s in data.get("generation", {}).values()]

@@ -106,7 +106,7 @@ def test_first_conv_layers_prunes_only_those_layers(cifar_tfds_dir, tmp_path):
     config = _tiny_conv2(cifar_tfds_dir)
     config.pruning.method, config.pruning.rate = "global", 0.2
     config.pruning.first_conv_layers = 1
-    config.branches = "ticket"
+    config.branches = ("ticket",)
     results = run_experiment(config, tmp_path / "run")
     exp = Experiment(config, tmp_path / "run")
     params = exp.init_weights(exp.evaluation, exp.key(0, 1))["params"]

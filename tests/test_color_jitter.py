@@ -125,9 +125,9 @@ def test_a_source_jitters_by_its_own_key_and_leaves_the_evaluation_alone(
         jpeg_dir, records, tmp_path, evaluation_jitters):
     """A source that sets color_jitter opposite to data.color_jitter gets its own copy of
     the training split with its own recipe; the evaluation keeps its images, and a
-    source that inherits (-1) stays the evaluation's run, sharing its splits."""
+    source that inherits (None) stays the evaluation's run, sharing its splits."""
     config = streamed_config(jpeg_dir, data__color_jitter=evaluation_jitters)
-    add_source(config, "own", color_jitter=int(not evaluation_jitters))
+    add_source(config, "own", color_jitter=not evaluation_jitters)
     add_source(config, "inherits")
     exp = Experiment(config, tmp_path / "run")
     by_name = {s.name: s for s in exp.sources}
@@ -151,17 +151,17 @@ def test_jitter_asked_of_in_memory_data_only_is_refused():
     with pytest.raises(ConfigError, match=r"^data\.color_jitter: .*streamed"):
         validate(in_memory_config(data__color_jitter=True))
     config = in_memory_config()
-    add_source(config, "jit", color_jitter=1)
+    add_source(config, "jit", color_jitter=True)
     with pytest.raises(ConfigError, match=r"^generation\.jit\.color_jitter: .*mnist"):
         validate(config)
     # Where every streamed split sets its own, data.color_jitter reaches nothing either.
     config = in_memory_config(data__color_jitter=True)
-    add_source(config, "imagenet", dataset="imagenet2012", color_jitter=0)
+    add_source(config, "imagenet", dataset="imagenet2012", color_jitter=False)
     with pytest.raises(ConfigError, match=r"^data\.color_jitter: "):
         validate(config)
     # An in-memory source of a streamed evaluation: its own jitter would do nothing.
     config = streamed_config("")
-    add_source(config, "cifar", dataset="cifar10", color_jitter=1)
+    add_source(config, "cifar", dataset="cifar10", color_jitter=True)
     with pytest.raises(ConfigError, match=r"^generation\.cifar\.color_jitter: .*cifar10"):
         validate(config)
 
@@ -172,5 +172,5 @@ def test_jitter_reaching_a_streamed_split_is_accepted():
     add_source(config, "imagenet", dataset="imagenet2012")
     validate(config)
     config = in_memory_config()
-    add_source(config, "imagenet", dataset="imagenet2012", color_jitter=1)
+    add_source(config, "imagenet", dataset="imagenet2012", color_jitter=True)
     validate(config)

@@ -138,9 +138,20 @@ lists = st.lists(st.one_of(st.integers(), texts), max_size=3)
 dicts = st.dictionaries(identifiers, st.one_of(st.integers(), texts), max_size=3)
 
 
+def typed_default(data: dict, key: str):
+    """The key's value, or for a source key left None (inheriting) a value of its type."""
+    value = get(data, key)
+    if value is None and key.startswith("generation."):
+        kind = config_schema.source_defaults().get_type(key.rsplit(".", 1)[1])
+        return {int: 0, float: 0.0, bool: False, str: "", tuple: ()}[kind]
+    return value
+
+
 def wrong_values(default) -> st.SearchStrategy:
     """Values whose type is wrong for a key with this default."""
     common = [st.none(), lists, dicts]
+    if isinstance(default, tuple):  # list keys: any list or tuple has the right type
+        return st.one_of(st.integers(), st.floats(), st.booleans(), texts, st.none(), dicts)
     if isinstance(default, dict):
         return st.one_of(plain, lists)
     if isinstance(default, bool):
@@ -189,9 +200,13 @@ def out_of_range(data: dict) -> dict[str, st.SearchStrategy]:
     out["train.weight_decay"] = numbers_at_or_below(0, inclusive=False) | NAN_INF
     out["train.decay_factor"] = numbers_at_or_below(0, inclusive=True) | NAN_INF
     out["runtime.log_every_seconds"] = numbers_at_or_below(0, inclusive=False) | st.just(math.nan)
-    for name in data.get("generation", {}):  # -1: unset (the data.* value)
-        out[f"generation.{name}.pad_crop"] = st.integers(max_value=-2)
-        out[f"generation.{name}.flip"] = st.integers(max_value=-2) | st.integers(min_value=2)
+    for name in data.get("generation", {}):  # None: unset (the evaluation's value)
+        out[f"generation.{name}.pad_crop"] = negative
+        out[f"generation.{name}.batch_size"] = st.integers(max_value=0)
+        out[f"generation.{name}.learning_rate"] = (numbers_at_or_below(0, inclusive=True)
+                                                   | NAN_INF)
+        out[f"generation.{name}.weight_decay"] = (numbers_at_or_below(0, inclusive=False)
+                                                  | NAN_INF)
     bad_rate = numbers_at_or_below(0, inclusive=True) | numbers_at_or_above(1) | NAN_INF
     p = data["pruning"]
     if p["method"] == "global":
@@ -254,7 +269,12 @@ def test_train_size_matches_the_embedded_data():
 def test_wrong_type_is_rejected(base, draw):
     data = shipped(*base)
     key = draw.draw(st.sampled_from(leaves(data)), label="key")
-    value = draw.draw(wrong_values(get(data, key)), label="value")
+    values = wrong_values(typed_default(data, key))
+    if key.startswith("generation.") and key.count(".") == 2 and (
+            config_schema.source_defaults()[key.rsplit(".", 1)[1]] is None):
+        # a source key that can inherit: None is a right value
+        values = values.filter(lambda v: v is not None)
+    value = draw.draw(values, label="value")
     assert_rejected(put(data, key, value), key)
 
 
@@ -301,6 +321,8 @@ def test_malformed_duration_is_rejected(base, key, draw):
     if key == "train.decay_at":
         data["train"]["schedule"] = "step"  # so that the boundaries are parsed at all
     value = draw.draw(malformed_durations(key), label="value")
+    if key == "train.decay_at":  # as the command line gives it: one element, commas in it
+        value = (value,)
     assert_rejected(put(data, key, value), key)
 
 
@@ -330,7 +352,8 @@ def contradictions(draw, data: dict) -> tuple[dict, str]:
     cases = ["rewind", "warmup", "decay_at", "decay_at_zero", "decay_at_twice",
              "decay_at_unused", "nesterov_unused", "evaluate_levels", "no_prunable",
              "eval_every", "batch_size"]
-    if data["pruning"]["evaluate_levels"] not in ("all", "morcos") and max(chosen) > 0:
+    if tuple(data["pruning"]["evaluate_levels"]) not in (("all",), ("morcos",)) and max(
+            chosen) > 0:
         cases.append("levels")  # fewer levels than the evaluated list needs
     if data["data"]["dataset"] == "cifar10":
         cases.append("source")
@@ -353,24 +376,24 @@ def contradictions(draw, data: dict) -> tuple[dict, str]:
         inside = st.integers(1, total - 1).map(lambda n: f"{n}st") if total > 1 else st.nothing()
         parts = draw(st.lists(inside, max_size=2)) + [draw(past_end)]
         parts = draw(st.permutations(parts))
-        return put(data, "train.decay_at", ",".join(parts)), "train.decay_at"
+        return put(data, "train.decay_at", tuple(parts)), "train.decay_at"
     if case == "decay_at_zero":
         zero = draw(st.sampled_from(["0st", "0ep", "0ex", "0%", "0.0ep", f"{batch // 2 - 1}ex"]))
-        return put(data, "train.decay_at", zero), "train.decay_at"
+        return put(data, "train.decay_at", (zero,)), "train.decay_at"
     if case == "decay_at_twice":  # two boundaries on one step: the schedule decays once
         step = draw(st.integers(1, total - 1)) if total > 1 else 1
         same = [f"{step}st", f"{step * batch}ex", f"{100 * step / total:.10f}%"]
         parts = draw(st.lists(st.sampled_from(same), min_size=2, max_size=3))
-        return put(data, "train.decay_at", ",".join(parts)), "train.decay_at"
+        return put(data, "train.decay_at", tuple(parts)), "train.decay_at"
     if case == "decay_at_unused":  # boundaries for a schedule that has none
         data["train"]["schedule"] = draw(st.sampled_from(["constant", "cosine"]))
-        return put(data, "train.decay_at", "1st"), "train.decay_at"
+        return put(data, "train.decay_at", ("1st",)), "train.decay_at"
     if case == "nesterov_unused":  # nesterov for an optimizer without momentum
         data["train"]["optimizer"] = draw(st.sampled_from(["sgd", "adam", "adamw"]))
         return put(data, "train.nesterov", True), "train.nesterov"
     if case == "evaluate_levels":  # a level beyond pruning.levels
         beyond = draw(st.integers(levels + 1, levels + 50))
-        spec = ",".join(map(str, draw(st.permutations(chosen[:3] + [beyond]))))
+        spec = tuple(draw(st.permutations(chosen[:3] + [beyond])))
         return put(data, "pruning.evaluate_levels", spec), "pruning.evaluate_levels"
     if case == "levels":
         fewer = draw(st.integers(0, max(chosen) - 1))

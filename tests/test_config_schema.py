@@ -35,13 +35,13 @@ def test_base_config_validates():
 
 @pytest.mark.parametrize("changes", [
     {"pruning.method": "global"},
-    {"pruning.evaluate_levels": "morcos"},
-    {"pruning.evaluate_levels": "0,3,20"},
+    {"pruning.evaluate_levels": ("morcos",)},
+    {"pruning.evaluate_levels": (0, 3, 20)},
     {"pruning.rewind": "3.3%"},
-    {"branches": "ticket"},
-    {"pruning.schedule": "one_shot", "branches": "supermask_init,supermask_constant"},
+    {"branches": ("ticket",)},
+    {"pruning.schedule": "one_shot", "branches": ("supermask_init", "supermask_constant")},
     {"data.normalize": "unit"},
-    {"train.optimizer": "momentum", "train.schedule": "step", "train.decay_at": "2ep,4ep"},
+    {"train.optimizer": "momentum", "train.schedule": "step", "train.decay_at": ("2ep", "4ep")},
     {"pruning.prune.output": False, "pruning.rates.output": 0.0},  # unpruned kind: rate unused
     {"runtime.cpu_convolutions": "eigen"},
 ])
@@ -72,14 +72,14 @@ def test_valid_variants(changes):
     ({"pruning.rewind": "2500 steps"}, "pruning.rewind"),
     ({"pruning.rewind": "1.5st"}, "pruning.rewind"),
     ({"train.duration": "50%x"}, "train.duration"),
-    ({"train.decay_at": "2ep,later"}, "train.decay_at"),
-    ({"pruning.evaluate_levels": "0,21"}, "pruning.evaluate_levels"),
-    ({"pruning.evaluate_levels": "-1,3"}, "pruning.evaluate_levels"),
-    ({"pruning.evaluate_levels": "some"}, "pruning.evaluate_levels"),
-    ({"branches": "random_reinit"}, "branches"),  # iterative: the ticket is required
+    ({"train.decay_at": ("2ep", "later")}, "train.decay_at"),
+    ({"pruning.evaluate_levels": (0, 21)}, "pruning.evaluate_levels"),
+    ({"pruning.evaluate_levels": (-1, 3)}, "pruning.evaluate_levels"),
+    ({"pruning.evaluate_levels": ("some",)}, "pruning.evaluate_levels"),
+    ({"branches": ("random_reinit",)}, "branches"),  # iterative: the ticket is required
     ({"data.normalize": "minmax"}, "data.normalize"),
     ({"runtime.cpu_convolutions": "onednn"}, "runtime.cpu_convolutions"),
-    ({"branches": "ticket,reinit"}, "branches"),
+    ({"branches": ("ticket", "reinit")}, "branches"),
     ({"data.validation_size": -1}, "data.validation_size"),  # 0: no validation split
     ({"data.source": "embedded", "data.dataset": "cifar10"}, "data.source"),
     ({"pruning.prune.conv": False, "pruning.prune.dense": False,
@@ -140,10 +140,16 @@ def test_identity_is_key_order_independent():
 
 
 def test_parse_levels():
-    assert config_schema.parse_levels("morcos", 30) == [0, 1, 2, 3, 4, 5, 6] + list(
+    assert config_schema.parse_levels(("morcos",), 30) == [0, 1, 2, 3, 4, 5, 6] + list(
         range(9, 31, 3))
-    assert config_schema.parse_levels("all", 3) == [0, 1, 2, 3]
-    assert config_schema.parse_levels("6, 0,3,3", 8) == [0, 3, 6]
+    assert config_schema.parse_levels(("all",), 3) == [0, 1, 2, 3]
+    assert config_schema.parse_levels((6, 0, 3, 3), 8) == [0, 3, 6]
+    # The command line's --config.pruning.evaluate_levels=all arrives as ('all',), and a
+    # quoted '6, 0,3' as one element: its commas separate levels too.
+    assert config_schema.parse_levels(("6, 0,3", 3), 8) == [0, 3, 6]
+    for bad in ("all", (1.5,), (True,), ("all", 3), ()):
+        with pytest.raises(ConfigError, match="pruning.evaluate_levels"):
+            config_schema.parse_levels(bad, 8)
 
 
 def test_keys_added_later_leave_older_identities_unchanged():
@@ -154,9 +160,10 @@ def test_keys_added_later_leave_older_identities_unchanged():
 
     from conftest import smoke_config
     from jaxtickets.config_schema import ADDED_LATER, RUNTIME_KEY, identity
+    from jaxtickets.config_values import legacy_form
 
     config = smoke_config()
-    older = config.to_dict()
+    older = legacy_form(config.to_dict())  # lists as the comma-joined strings they were
     older.pop(RUNTIME_KEY)
     for dotted in ADDED_LATER:
         group, key = dotted.split(".")

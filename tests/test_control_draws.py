@@ -49,7 +49,7 @@ def _row_key(row):
 def single(tmp_path_factory):
     """control_draws=1: the reference every draw 0 must reproduce."""
     workdir = tmp_path_factory.mktemp("single") / "run"
-    results, _, _ = _run(_config(branches="ticket,random_reinit"), workdir)
+    results, _, _ = _run(_config(branches=("ticket", "random_reinit")), workdir)
     return workdir, results
 
 
@@ -57,7 +57,7 @@ def single(tmp_path_factory):
 def drawn(tmp_path_factory):
     """Two replicates, three draws of random_reinit at each level."""
     workdir = tmp_path_factory.mktemp("drawn") / "run"
-    config = _config(branches="ticket,random_reinit", num_replicates=2,
+    config = _config(branches=("ticket", "random_reinit"), num_replicates=2,
                      pruning__control_draws=3)
     results, trained, planned = _run(config, workdir)
     return config, workdir, results, trained, planned
@@ -68,9 +68,9 @@ def scratch(tmp_path_factory):
     """One pruned level, rewinding to step 30, RR and SDT from scratch, two draws."""
     workdir = tmp_path_factory.mktemp("scratch") / "run"
     config = _config(levels=1,
-                     branches="ticket,random_reinit,random_ticket,small_dense,supermask_init",
+                     branches=("ticket", "random_reinit", "random_ticket", "small_dense", "supermask_init"),
                      pruning__rewind=f"{REWIND}st", pruning__control_draws=2,
-                     pruning__controls_from_scratch="random_reinit,small_dense")
+                     pruning__controls_from_scratch=("random_reinit", "small_dense"))
     results, trained, planned = _run(config, workdir)
     return config, workdir, results, trained, planned
 
@@ -243,7 +243,7 @@ def test_which_controls_are_drawn():
 
 
 @pytest.mark.parametrize("key,value", [("control_draws", 0),
-                                       ("controls_from_scratch", "ticket")])
+                                       ("controls_from_scratch", ("ticket",))])
 def test_bad_values_name_the_key(key, value):
     config = _config()
     config.pruning[key] = value

@@ -14,28 +14,28 @@ from jaxtickets.errors import ConfigError
 from jaxtickets.experiment.driver import Experiment, run_experiment
 from jaxtickets.sparsity.masks import init_mask, layer_counts, remaining_and_total
 
-CONTROLS = ("ticket,random_reinit,reinit_dm,noise_1,prune_at_init,random_adjusted,"
-            "random_ticket_local,supermask_init,supermask_constant,small_dense,"
-            "learned_supermask")
+CONTROLS = ("ticket", "random_reinit", "reinit_dm", "noise_1", "prune_at_init",
+            "random_adjusted", "random_ticket_local", "supermask_init", "supermask_constant",
+            "small_dense", "learned_supermask")
 
 
 def _config():
-    config = smoke_config(pruning__levels=2, branches="ticket",
+    config = smoke_config(pruning__levels=2, branches=("ticket",),
                           train__duration="120st", train__eval_every="60st",
                           train__checkpoint_every="60st")
-    config.supermask.logit_inits = "1"
+    config.supermask.logit_inits = (1,)
     config.supermask.steps = 40
     config.supermask.eval_every = 20
     config.supermask.eval_samples = 2
-    add_source(config, "lt", branches=CONTROLS, evaluate_levels="0,2")
+    add_source(config, "lt", branches=CONTROLS, evaluate_levels=(0, 2))
     add_source(config, "movement", criterion="movement")
     add_source(config, "reshuffle", mask1_action="reshuffle_sign")
     add_source(config, "frozen", mask0_action="frozen_init")
     add_source(config, "hybrid", mask0_action="hybrid")
     add_source(config, "oneshot", schedule="one_shot")
-    add_source(config, "oneshot_last", schedule="one_shot", evaluate_levels="2")
+    add_source(config, "oneshot_last", schedule="one_shot", evaluate_levels=(2,))
     add_source(config, "sweep", schedule="one_shot",  # P4's supermask sweep: no tickets
-               branches="supermask_init,supermask_constant")
+               branches=("supermask_init", "supermask_constant"))
     add_source(config, "strategy2", strategy="continue")
     return config
 
@@ -70,7 +70,7 @@ def _theta0(workdir, source, like):
 def test_every_control_gives_a_row(controls_run):
     _, _, results = controls_run
     rows = _rows(results)
-    for branch in CONTROLS.split(","):
+    for branch in CONTROLS:
         if branch not in ("learned_supermask", "ticket"):
             assert ("lt", 2, branch) in rows, branch
     for name in ("movement", "reshuffle", "frozen", "hybrid", "oneshot", "strategy2"):
@@ -217,8 +217,8 @@ def test_rerun_reproduces_every_row(controls_run):
     (lambda c: add_source(c, "r", task="rotnet", mask1_action="reshuffle"), "mask1_action"),
     (lambda c: c.pruning.update(criterion="largest"), "pruning.criterion"),
     (lambda c: add_source(c, "x", mask0_action="frozen"), "generation.x.mask0_action"),
-    (lambda c: c.update(branches="ticket,noise_-1"), "noise_C"),
-    (lambda c: c.update(branches="ticket,learned_supermask"), "supermask.logit_inits"),
+    (lambda c: c.update(branches=("ticket", "noise_-1")), "noise_C"),
+    (lambda c: c.update(branches=("ticket", "learned_supermask")), "supermask.logit_inits"),
     (lambda c: c.pruning.update(schedule="one_shot", one_shot_spacing="linear", levels=5,
                                 rates=dict(c.pruning.rates, dense=0.25)),
      "impossible sparsity"),

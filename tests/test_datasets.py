@@ -27,7 +27,7 @@ def test_an_experiment_runs_on_cifar100_with_its_100_outputs(tmp_path):
                           data__data_dir=str(tmp_path / "tfds"), data__validation_size=20,
                           data__train_size=0, data__test_size=0, train__duration="20st",
                           train__eval_every="10st", train__checkpoint_every="10st",
-                          train__batch_size=10, pruning__levels=1, branches="ticket")
+                          train__batch_size=10, pruning__levels=1, branches=("ticket",))
     with tfds.testing.mock_data(num_examples=120):
         results = run_experiment(config, tmp_path / "run")
     rows = results["rows"]

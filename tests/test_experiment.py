@@ -59,7 +59,7 @@ def test_rerun_skips_finished_stages(smoke_run):
 
 
 def test_rewind_snapshot_equals_state_at_rewind_step(tmp_path):
-    config = smoke_config(pruning__rewind="100st", pruning__levels=1, branches="ticket")
+    config = smoke_config(pruning__rewind="100st", pruning__levels=1, branches=("ticket",))
     results = run_experiment(config, tmp_path / "run")
     exp = Experiment(config, tmp_path / "run")
     rep = tmp_path / "run" / "replicate_0"
@@ -200,7 +200,7 @@ def test_rows_account_for_compute(smoke_run):
 
 
 def test_stages_account_for_levels_without_rows(tmp_path):
-    config = smoke_config(pruning__evaluate_levels="2", branches="ticket")
+    config = smoke_config(pruning__evaluate_levels=(2,), branches=("ticket",))
     results = run_experiment(config, tmp_path / "run")
     assert [(r["level"], r["branch"]) for r in results["rows"]] == [(2, "ticket")]
     stages = results["stages"]
@@ -216,7 +216,7 @@ def test_stages_account_for_levels_without_rows(tmp_path):
 def test_relative_workdir_works(tmp_path, monkeypatch):
     """`make demo` passes a relative --workdir; Orbax itself only accepts absolute paths."""
     monkeypatch.chdir(tmp_path)
-    config = smoke_config(pruning__levels=1, branches="ticket", train__duration="100st")
+    config = smoke_config(pruning__levels=1, branches=("ticket",), train__duration="100st")
     results = run_experiment(config, "runs/relative")
     assert [r["level"] for r in results["rows"]] == [0, 1]
     assert checkpoints.exists(tmp_path / "runs/relative/replicate_0/level_01/ticket/final")

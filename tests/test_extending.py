@@ -54,7 +54,7 @@ def registered():
 def _config():
     config = smoke_config(pruning__levels=1, train__duration="40st", train__eval_every="20st",
                           train__checkpoint_every="40st", runtime__plot=False,
-                          branches="ticket,negated_ticket")
+                          branches=("ticket", "negated_ticket"))
     add_source(config, "labels")
     add_source(config, "inverted", task="inverted_labels")
     return config
@@ -62,7 +62,7 @@ def _config():
 
 def test_unknown_names_are_refused_before_registration():
     with pytest.raises(ConfigError, match="unknown branch 'negated_ticket'"):
-        validate(smoke_config(branches="ticket,negated_ticket"))
+        validate(smoke_config(branches=("ticket", "negated_ticket")))
     config = smoke_config()
     add_source(config, "inverted", task="inverted_labels")
     with pytest.raises(ConfigError, match="generation.inverted.task: unknown task"):

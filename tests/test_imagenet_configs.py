@@ -77,12 +77,12 @@ def test_imagenet_rotnet_alexnet_takes_table_5s_recipes():
     config = load_config("imagenet_rotnet", "alexnet")
     assert (config.model.name, config.model.dropout, config.train.batch_size,
             config.train.learning_rate, config.train.decay_at) == (
-        "alexnet", 0.5, 4096, 0.4, "30ep,60ep")
+        "alexnet", 0.5, 4096, 0.4, ("30ep", "60ep"))
     rotnet, exemplar = config.generation.rotnet, config.generation.exemplar
     assert (rotnet.batch_size, rotnet.learning_rate, rotnet.warmup, rotnet.weight_decay) == (
         8192, 0.5, "2ep", 1e-5)
     assert (exemplar.duration, exemplar.learning_rate, exemplar.decay_at) == (
-        "30ep", 0.1, "20ep")
+        "30ep", 0.1, ("20ep",))
 
 
 def test_p1_large_target_smoke_takes_imagenet_and_places365_tickets(data_dir, tmp_path):

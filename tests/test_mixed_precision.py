@@ -67,7 +67,7 @@ def test_bf16_batchnorm_resnet_trains_in_bf16_and_keeps_float32_state():
 def test_bf16_run_end_to_end_matches_float32_closely(smoke_run, tmp_path):
     float32_dir, _ = smoke_run
     config = smoke_config(model__compute_dtype="bfloat16", pruning__levels=1,
-                          branches="ticket")
+                          branches=("ticket",))
     results = run_experiment(config, tmp_path / "bf16")
     rows = results["rows"]
     assert [r["level"] for r in rows] == [0, 1]

@@ -111,13 +111,13 @@ def test_early_stop_is_the_minimum_validation_loss_or_else_the_last_evaluation()
 
 # ---- experiments end to end ---------------------------------------------------------------
 
-def _tiny(validation_size: int, branches: str = "ticket"):
+def _tiny(validation_size: int, branches: tuple = ("ticket",)):
     config = smoke_config(data__validation_size=validation_size, data__train_size=0,
                           pruning__levels=1, branches=branches,
                           train__duration="60st", train__eval_every="20st",
                           train__checkpoint_every="60st")
     config.runtime.plot = False
-    config.supermask.logit_inits = "1"
+    config.supermask.logit_inits = (1,)
     config.supermask.steps = 20
     config.supermask.eval_every = 10
     config.supermask.eval_samples = 1
@@ -127,7 +127,7 @@ def _tiny(validation_size: int, branches: str = "ticket"):
 @pytest.fixture(scope="module")
 def no_validation_run(tmp_path_factory):
     workdir = tmp_path_factory.mktemp("no_validation") / "run"
-    config = _tiny(0, "ticket,random_reinit,supermask_init,learned_supermask")
+    config = _tiny(0, ("ticket", "random_reinit", "supermask_init", "learned_supermask"))
     return workdir, run_experiment(config, workdir)
 
 

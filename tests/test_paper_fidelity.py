@@ -10,6 +10,7 @@ import pytest
 
 from conftest import load_config
 from jaxtickets.config_schema import validate
+from jaxtickets.config_values import inherited
 from jaxtickets.sparsity.level_densities import kernel_counts, remaining_fractions
 from jaxtickets.sparsity.masks import PrunablePolicy
 
@@ -93,7 +94,7 @@ def test_p0_cifar_trains_on_50000_images_and_its_10_percent_source_on_5000(monke
 
 def _jitters(config, source: str) -> bool:
     s = config.generation[source]
-    return bool(config.data.color_jitter) if s.color_jitter < 0 else bool(s.color_jitter)
+    return bool(inherited(s.color_jitter, config.data.color_jitter))
 
 
 @pytest.mark.parametrize("name, arg, jittered", [
@@ -121,9 +122,8 @@ def test_p3_weight_rewinding_controls_train_from_scratch(name, arg):
     ticket trains T - t (the driver's side: tests/test_control_draws.py)."""
     config = load_config(name, arg)
     assert config.pruning.rewind not in ("0st", "0ep")
-    scratch = {b.strip() for b in config.pruning.controls_from_scratch.split(",")}
-    controls = {b for s in config.generation.values() for b in s.branches.split(",")
-                if b != "ticket"}
+    scratch = set(config.pruning.controls_from_scratch)
+    controls = {b for s in config.generation.values() for b in s.branches if b != "ticket"}
     assert controls == {"random_reinit", "small_dense"} <= scratch
 
 
@@ -138,7 +138,7 @@ def test_p2_configs_run_five_trials_with_three_reinits(name, arg):
     dashed-line runs per point); mnist_p2_controls keeps its CPU-scale 2 trials."""
     config = load_config(name, arg)
     validate(config)
-    assert "random_reinit" in config.branches.split(",")
+    assert "random_reinit" in config.branches
     assert config.pruning.control_draws == 3
     assert config.num_replicates == (2 if name == "mnist_p2_controls" else 5)
 
@@ -223,8 +223,7 @@ def test_p0_cifar_has_tables_2_3_baselines_and_app_g_reinits(model):
     tickets; App. G: the labels and RotNet masks also randomly reinitialized."""
     config = load_config("cifar10_p0", model)
     validate(config)
-    branches = {name: set(config.generation[name].branches.split(",")) if
-                config.generation[name].branches else set(config.branches.split(","))
+    branches = {name: set(inherited(config.generation[name].branches, config.branches))
                 for name in config.generation.keys()}
     assert {"ticket", "random_ticket", "random_adjusted", "random_reinit"} <= branches["labels"]
     assert "random_reinit" in branches["rotnet"]

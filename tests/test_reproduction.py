@@ -34,7 +34,7 @@ def p2_lenet_config(data_dir: str):
     config.num_replicates = 1  # one of P2's five trials and of its three reinits: ~1 h
     config.pruning.control_draws = 1
     config.pruning.levels = 7
-    config.pruning.evaluate_levels = "0,3,5,7"
+    config.pruning.evaluate_levels = (0, 3, 5, 7)
     config.train.eval_every = "500st"  # P2 evaluates every 100; 500 keeps this to ~1 h
     return config
 

@@ -16,11 +16,11 @@ from jaxtickets.sparsity.masks import init_mask, layer_counts, PrunablePolicy
 
 def _sources_config():
     config = smoke_config(pruning__levels=1, pruning__method="global",
-                          pruning__evaluate_levels="1", branches="ticket",
+                          pruning__evaluate_levels=(1,), branches=("ticket",),
                           train__duration="120st", train__eval_every="60st",
                           train__checkpoint_every="60st", pruning__rewind="20st")
     config.pruning.prune.output = False
-    add_source(config, "labels", branches="ticket,random_ticket,random_ticket_local,random_reinit")
+    add_source(config, "labels", branches=("ticket", "random_ticket", "random_ticket_local", "random_reinit"))
     add_source(config, "rotnet", task="rotnet")
     add_source(config, "sgd", optimizer="momentum", learning_rate=0.05, rewind="1200ex")
     return config
@@ -105,8 +105,8 @@ def test_rerun_skips_every_stage_and_reproduces_the_rows(sources_run, capsys):
     ({"dataset": "cifar10"}, "generation.bad.dataset"),  # embedded data holds only MNIST
     ({"optimizer": "lamb"}, "generation.bad.optimizer"),
     ({"rewind": "3 epochs"}, "generation.bad.rewind"),
-    ({"evaluate_levels": "9"}, "generation.bad.evaluate_levels"),
-    ({"branches": "random_ticket"}, "generation.bad.branches"),
+    ({"evaluate_levels": (9,)}, "generation.bad.evaluate_levels"),
+    ({"branches": ("random_ticket",)}, "generation.bad.branches"),
 ])
 def test_bad_source_settings_are_named(change, message):
     config = _sources_config()
@@ -143,7 +143,7 @@ def test_cross_dataset_ticket_from_cifar10_evaluated_on_mnist(tmp_path):
     config.data.source, config.data.data_dir = "tfds", str(tmp_path / "tfds")
     config.data.validation_size, config.data.train_size, config.data.test_size = 100, 0, 0
     config.generation = type(config.generation)()
-    add_source(config, "cifar", dataset="cifar10", branches="ticket,random_ticket")
+    add_source(config, "cifar", dataset="cifar10", branches=("ticket", "random_ticket"))
     results = run_experiment(config, tmp_path / "run")
     row = next(r for r in results["rows"] if r["branch"] == "ticket")
     assert row["source"] == "labels:cifar10" and row["evaluation"] == "labels:mnist"

@@ -38,7 +38,7 @@ def streamed_config(data_dir: str, **overrides):
     config.train.eval_batch_size = 8
     config.train.learning_rate = 1e-3
     config.pruning.levels = 1
-    config.branches = "ticket,random_ticket"
+    config.branches = ("ticket", "random_ticket")
     config.runtime.steps_per_call = 1
     config.runtime.reader_threads = 2
     config.runtime.plot = False
@@ -103,7 +103,7 @@ def test_streamed_run_is_deterministic_and_resumes_exactly(streamed_run, jpeg_di
 
 
 def test_a_rotnet_source_generates_on_streamed_images(jpeg_dir, tmp_path):
-    config = streamed_config(jpeg_dir, branches="ticket")
+    config = streamed_config(jpeg_dir, branches=("ticket",))
     add_source(config, "rotnet", task="rotnet")
     results = run_experiment(config, tmp_path / "rotnet")
     assert {(r["level"], r["branch"]) for r in results["rows"]} == {(0, "ticket"),
@@ -113,11 +113,11 @@ def test_a_rotnet_source_generates_on_streamed_images(jpeg_dir, tmp_path):
 
 @pytest.mark.parametrize("key, value", [
     ("data__train_size", 10), ("data__test_size", 5), ("data__image_size", 4),
-    ("branches", "ticket,learned_supermask"), ("runtime__reader_threads", -1)])
+    ("branches", ("ticket", "learned_supermask")), ("runtime__reader_threads", -1)])
 def test_streamed_dataset_refuses_what_it_cannot_do(key, value, jpeg_dir):
     config = streamed_config(jpeg_dir, **{key: value})
     if key == "branches":
-        config.supermask.logit_inits = "0"
+        config.supermask.logit_inits = (0,)
     with pytest.raises(ConfigError, match=key.replace("__", ".").split(".")[-1]):
         validate(config)
 

@@ -140,8 +140,8 @@ def streamed_config(data_dir: str, **overrides):
     config.train.eval_batch_size = 8
     config.train.learning_rate = 1e-3
     config.pruning.levels = 1
-    config.pruning.evaluate_levels = "1"
-    config.branches = "ticket"
+    config.pruning.evaluate_levels = (1,)
+    config.branches = ("ticket",)
     config.runtime.steps_per_call = 1
     config.runtime.reader_threads = 2
     config.runtime.plot = False
@@ -186,7 +186,7 @@ def test_tickets_transfer_between_streamed_and_in_memory_datasets(data_dir, tmp_
     evaluated on CIFAR-10: each source trains at its own resolution (16-pixel crops,
     32 x 32), ResNet-20's global pooling takes both."""
     to_imagenet = streamed_config(data_dir, model__name="resnet20")
-    add_source(to_imagenet, "c10", dataset="cifar10", pad_crop=2, flip=1)
+    add_source(to_imagenet, "c10", dataset="cifar10", pad_crop=2, flip=True)
     to_cifar = streamed_config(data_dir, model__name="resnet20", data__dataset="cifar10",
                                data__pad_crop=4, data__flip=True)
     add_source(to_cifar, "imnet", dataset="imagenet2012")

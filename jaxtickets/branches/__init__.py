@@ -21,6 +21,7 @@ from jaxtickets.branches.random_adjusted import RandomAdjusted
 from jaxtickets.branches.reinit import RandomReinit
 from jaxtickets.branches.small_dense import SmallDense
 from jaxtickets.branches.supermasks import SupermaskConstant, SupermaskInit
+from jaxtickets import config_values
 from jaxtickets.errors import ConfigError
 
 TICKET = "ticket"  # the level's ticket itself: trained by the driver, not a control
@@ -75,12 +76,12 @@ def registered() -> tuple[Branch, ...]:
     return tuple(_REGISTRY.values())
 
 
-def parse_branches(spec: str, key: str = "branches", one_shot: bool = False) -> list[str]:
+def parse_branches(spec: tuple, key: str = "branches", one_shot: bool = False) -> list[str]:
     """The branch names of `spec`. Iterative trajectories need 'ticket' (IMP trains it
     at every level anyway); a one-shot one may leave it out, and then trains only its
     dense level 0 and runs the listed branches at the evaluated levels (P4's supermask
     sweep over one-shot masks of one trained network)."""
-    listed = [b.strip() for b in spec.split(",") if b.strip()]
+    listed = config_values.names(spec, key)
     for name in listed:
         if name != TICKET and not is_known(name):
             families = " or ".join(_FAMILIES)
@@ -116,7 +117,7 @@ def check_config(config, listed: set[str]) -> None:
     """pruning.controls_from_scratch, then every registered branch's own keys;
     `listed`: the branches some source runs."""
     spec = config.pruning.controls_from_scratch
-    chosen = [b.strip() for b in spec.split(",") if b.strip()]
+    chosen = config_values.names(spec, "pruning.controls_from_scratch")
     capable = tuple(b.name for b in registered() if b.can_train_from_scratch)
     for name in chosen:
         if name not in capable:

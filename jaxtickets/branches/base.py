@@ -14,6 +14,7 @@ import dataclasses
 import pathlib
 from typing import TYPE_CHECKING, Any, Optional
 
+from jaxtickets import config_values
 from jaxtickets.sparsity import actions
 
 if TYPE_CHECKING:
@@ -132,8 +133,8 @@ class Branch:
 
 def from_scratch(config: "ml_collections.ConfigDict") -> frozenset[str]:
     """The branches of pruning.controls_from_scratch."""
-    return frozenset(b.strip() for b in config.pruning.controls_from_scratch.split(",")
-                     if b.strip())
+    return frozenset(config_values.names(config.pruning.controls_from_scratch,
+                                         "pruning.controls_from_scratch"))
 
 
 def starting(ctx: LevelContext, params: PyTree) -> PyTree:

@@ -6,18 +6,15 @@ from __future__ import annotations
 
 import math
 
+from jaxtickets import config_values
 from jaxtickets.branches.base import Branch, BranchJob, PlanInfo, RunCost
 from jaxtickets.errors import ConfigError
 
 SUPERMASK_STREAM = 7
 
 
-def parse_logit_inits(spec: str) -> list[float]:
-    try:
-        values = [float(v) for v in spec.split(",") if v.strip()]
-    except ValueError as err:
-        raise ConfigError(f"supermask.logit_inits: expected comma-separated numbers such "
-                          f"as '-1,0,1', got {spec!r}") from err
+def parse_logit_inits(spec: tuple) -> list[float]:
+    values = config_values.numbers(spec, "supermask.logit_inits")
     if not all(math.isfinite(v) for v in values):
         raise ConfigError(f"supermask.logit_inits: expected finite numbers, got {spec!r}")
     return values

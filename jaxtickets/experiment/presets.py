@@ -11,7 +11,7 @@ from jaxtickets.sparsity.criteria import CRITERIA
 # P0's sources at CPU scale (configs/mnist_sources.py, configs/cifar10_sources.py); the
 # random ticket is drawn from the labels ticket's mask at each evaluated level.
 P0_CPU_SOURCES = {
-    "labels": {"branches": "ticket,random_ticket"},
+    "labels": {"branches": ("ticket", "random_ticket")},
     "rotnet": {"task": "rotnet"},
     "exemplar": {"task": "exemplar"},
     "semisup": {"task": "semisup", "labelled_fraction": 0.1},
@@ -40,7 +40,7 @@ def p1_vgg19(config: ml_collections.ConfigDict, dataset: str) -> None:
     config.train.duration = "160ep"
     config.train.weight_decay = 1e-4
     config.train.schedule = "step"
-    config.train.decay_at = "80ep,120ep"
+    config.train.decay_at = ("80ep", "120ep")
     config.train.eval_every = "10ep"
     config.train.checkpoint_every = "10ep"
     config.pruning.method = "global"
@@ -48,8 +48,8 @@ def p1_vgg19(config: ml_collections.ConfigDict, dataset: str) -> None:
     config.pruning.prune.output = False
     config.pruning.levels = 30
     config.pruning.rewind = "1ep"
-    config.pruning.evaluate_levels = "morcos"
-    config.branches = "ticket"
+    config.pruning.evaluate_levels = ("morcos",)
+    config.branches = ("ticket",)
 
 
 def add_sources(config: ml_collections.ConfigDict, table: dict, names=None) -> None:
@@ -66,15 +66,15 @@ def shrink_to_smoke(config: ml_collections.ConfigDict) -> None:
     config.data.test_size = 100
     config.train.batch_size = 8
     config.train.duration = "1ep"
-    config.train.schedule, config.train.decay_at = "constant", ""  # 2-step subsets
+    config.train.schedule, config.train.decay_at = "constant", ()  # 2-step subsets
     config.train.eval_every = config.train.checkpoint_every = "1ep"
     config.train.eval_batch_size = 100
     config.pruning.levels = 1
     config.pruning.rewind = "10%"
-    config.pruning.evaluate_levels = "1"
+    config.pruning.evaluate_levels = (1,)
     for name in config.generation.keys():
         source = config.generation[name]
-        source.duration = source.decay_at = source.rewind = ""
+        source.duration = source.decay_at = source.rewind = None
     config.runtime.log_every_seconds = 60.0
 
 
@@ -100,7 +100,7 @@ def p4_lenet_short(config: ml_collections.ConfigDict) -> None:
     config.train.eval_every = "500st"
     config.train.checkpoint_every = "3000st"
     config.pruning.method = "layerwise"
-    config.branches = "ticket"
+    config.branches = ("ticket",)
 
 
 def embedded_mnist_smoke(config: ml_collections.ConfigDict) -> None:
@@ -118,7 +118,7 @@ def embedded_mnist_smoke(config: ml_collections.ConfigDict) -> None:
     config.runtime.log_every_seconds = 30.0
 
 
-P4_SUPERMASKS = "ticket,supermask_init,supermask_constant"
+P4_SUPERMASKS = ("ticket", "supermask_init", "supermask_constant")
 
 
 def add_p4_trajectories(config: ml_collections.ConfigDict, criteria=tuple(CRITERIA),
@@ -129,9 +129,9 @@ def add_p4_trajectories(config: ml_collections.ConfigDict, criteria=tuple(CRITER
     for name in criteria:
         add_source(config, name, criterion=name, branches=P4_SUPERMASKS)
     for action in mask1:
-        add_source(config, f"m1_{action}", mask1_action=action, branches="ticket")
+        add_source(config, f"m1_{action}", mask1_action=action, branches=("ticket",))
     for action in mask0:
-        add_source(config, f"m0_{action}", mask0_action=action, branches="ticket")
+        add_source(config, f"m0_{action}", mask0_action=action, branches=("ticket",))
 
 
 # P0 App. A's ImageNet recipes (SGD with momentum 0.9): the labels recipe is also the
@@ -139,19 +139,19 @@ def add_p4_trajectories(config: ml_collections.ConfigDict, criteria=tuple(CRITER
 P0_IMAGENET_RECIPES = {
     "resnet50": {
         "labels": {"duration": "90ep", "batch_size": 1536, "learning_rate": 0.1,
-                   "weight_decay": 1e-4, "decay_at": "50ep,65ep,80ep"},
+                   "weight_decay": 1e-4, "decay_at": ("50ep", "65ep", "80ep")},
         "rotnet": {"duration": "90ep", "batch_size": 1536, "learning_rate": 1.0,
-                   "warmup": "5ep", "weight_decay": 1e-5, "decay_at": "50ep,65ep,80ep"},
+                   "warmup": "5ep", "weight_decay": 1e-5, "decay_at": ("50ep", "65ep", "80ep")},
         "exemplar": {"duration": "30ep", "batch_size": 1536, "learning_rate": 1.0,
-                     "weight_decay": 1e-5, "decay_at": "20ep,25ep"},
+                     "weight_decay": 1e-5, "decay_at": ("20ep", "25ep")},
     },
     "alexnet": {
         "labels": {"duration": "90ep", "batch_size": 4096, "learning_rate": 0.4,
-                   "weight_decay": 1e-4, "decay_at": "30ep,60ep"},
+                   "weight_decay": 1e-4, "decay_at": ("30ep", "60ep")},
         "rotnet": {"duration": "90ep", "batch_size": 8192, "learning_rate": 0.5,
-                   "warmup": "2ep", "weight_decay": 1e-5, "decay_at": "30ep,60ep"},
+                   "warmup": "2ep", "weight_decay": 1e-5, "decay_at": ("30ep", "60ep")},
         "exemplar": {"duration": "30ep", "batch_size": 4096, "learning_rate": 0.1,
-                     "weight_decay": 1e-4, "decay_at": "20ep"},
+                     "weight_decay": 1e-4, "decay_at": ("20ep",)},
     },
 }
 P0_IMAGENET_REWIND = "3840000ex"  # 3 x 1.28M images seen, for every source (P0 App. B)
@@ -189,8 +189,8 @@ def p0_imagenet(config: ml_collections.ConfigDict, model: str = "resnet50") -> N
     config.pruning.prune.shortcut = True
     config.pruning.levels = 30
     config.pruning.rewind = P0_IMAGENET_REWIND
-    config.pruning.evaluate_levels = "morcos"
-    config.branches = "ticket"
+    config.pruning.evaluate_levels = ("morcos",)
+    config.branches = ("ticket",)
 
 
 def streamed_smoke(config: ml_collections.ConfigDict) -> None:
@@ -202,26 +202,25 @@ def streamed_smoke(config: ml_collections.ConfigDict) -> None:
     config.data.image_size = 16
     config.train.batch_size = 8
     config.train.duration = "8st"
-    config.train.decay_at = "4st" if config.train.schedule == "step" else ""
+    config.train.decay_at = ("4st",) if config.train.schedule == "step" else ()
     config.train.eval_every = config.train.checkpoint_every = "4st"
     config.train.eval_batch_size = 8
     config.pruning.levels = 1
     config.pruning.rewind = "2st"
-    config.pruning.evaluate_levels = "all"
+    config.pruning.evaluate_levels = ("all",)
     for name in config.generation.keys():
         s = config.generation[name]
-        s.duration = s.decay_at = s.rewind = ""
-        s.batch_size = 0
-        s.warmup = "1st" if s.warmup else ""
+        s.duration = s.decay_at = s.rewind = s.batch_size = None
+        s.warmup = None if s.warmup is None else "1st"
     config.runtime.reader_threads = 2
     config.runtime.log_every_seconds = 60.0
 
 
-P3_CONTROLS = "ticket,random_reinit,small_dense"
+P3_CONTROLS = ("ticket", "random_reinit", "small_dense")
 
 
 def p3_trajectories(config: ml_collections.ConfigDict, levels: int,
-                    evaluate_levels: str) -> None:
+                    evaluate_levels: tuple) -> None:
     """P3's two masks per run: IMP ('imp') and OMP ('omp': the dense network pruned at
     once to each IMP level's density), global magnitude pruning of the convolutions
     (1x1 shortcuts and the output unpruned), 20% per level, each evaluated with random
@@ -234,8 +233,8 @@ def p3_trajectories(config: ml_collections.ConfigDict, levels: int,
     config.pruning.prune.output = False
     config.pruning.levels = levels
     config.pruning.evaluate_levels = evaluate_levels
-    config.pruning.controls_from_scratch = "random_reinit,small_dense"
-    config.branches = "ticket"
+    config.pruning.controls_from_scratch = ("random_reinit", "small_dense")
+    config.branches = ("ticket",)
     add_source(config, "imp", branches=P3_CONTROLS)
     add_source(config, "omp", schedule="one_shot", branches=P3_CONTROLS)
 
@@ -261,12 +260,12 @@ def p3_cifar(config: ml_collections.ConfigDict, model: str, dataset: str,
     config.train.learning_rate = learning_rate
     config.train.weight_decay = 5e-4
     config.train.schedule = "step"
-    config.train.decay_at = "80ep,120ep"
+    config.train.decay_at = ("80ep", "120ep")
     if model == "vgg16":
         config.train.warmup = "75ep"
     config.train.eval_every = "1ep"
     config.train.checkpoint_every = "10ep"
-    p3_trajectories(config, levels=14, evaluate_levels="0,2,4,7,10,14")
+    p3_trajectories(config, levels=14, evaluate_levels=(0, 2, 4, 7, 10, 14))
     config.pruning.rewind = "8ep" if rewinding else "0st"
     if smoke:
         config.num_replicates = 1
@@ -274,7 +273,7 @@ def p3_cifar(config: ml_collections.ConfigDict, model: str, dataset: str,
         config.data.train_size = 1000
         config.data.test_size = 500
         config.train.duration = "4ep"
-        config.train.decay_at = "2ep,3ep"
+        config.train.decay_at = ("2ep", "3ep")
         if model == "vgg16":
             config.train.warmup = "1ep"
         config.train.eval_every = "2ep"
@@ -282,5 +281,5 @@ def p3_cifar(config: ml_collections.ConfigDict, model: str, dataset: str,
         config.train.eval_batch_size = 500
         config.pruning.rewind = "1ep" if rewinding else "0st"
         config.pruning.levels = 2
-        config.pruning.evaluate_levels = "0,2"
+        config.pruning.evaluate_levels = (0, 2)
         config.runtime.log_every_seconds = 30.0

@@ -15,7 +15,7 @@ import sys
 import flax.linen as nn
 import ml_collections
 
-from jaxtickets import durations
+from jaxtickets import config_values, durations
 from jaxtickets.config_schema import validate_steps
 from jaxtickets.data.datasets import Splits
 from jaxtickets.errors import ConfigError
@@ -42,7 +42,7 @@ class Recipe:
     weight_decay: float
     schedule: str
     warmup: str
-    decay_at: str
+    decay_at: tuple[str, ...]
     decay_factor: float
     eval_every: str
     checkpoint_every: str
@@ -53,23 +53,21 @@ class Recipe:
 def evaluation_recipe(config: ml_collections.ConfigDict) -> Recipe:
     t = config.train
     return Recipe(t.batch_size, t.duration, t.optimizer, t.learning_rate, t.momentum,
-                  t.nesterov, t.weight_decay, t.schedule, t.warmup, t.decay_at,
+                  t.nesterov, t.weight_decay, t.schedule, t.warmup,
+                  tuple(config_values.durations(t.decay_at, "train.decay_at")),
                   t.decay_factor, t.eval_every, t.checkpoint_every, config.pruning.rewind,
                   config.pruning.restart_schedule)
 
 
 def source_recipe(config: ml_collections.ConfigDict, name: str) -> Recipe:
-    """The evaluation recipe with source `name`'s overrides ('' / 0 / -1 keep it)."""
+    """The evaluation recipe with source `name`'s overrides (None keeps it)."""
     s = config.generation[name]
     base = evaluation_recipe(config)
-    changes = {k: s[k] for k in ("optimizer", "duration", "warmup", "decay_at", "rewind")
-               if s[k]}
-    if s.learning_rate > 0:
-        changes["learning_rate"] = s.learning_rate
-    if s.weight_decay >= 0:
-        changes["weight_decay"] = s.weight_decay
-    if s.batch_size > 0:
-        changes["batch_size"] = s.batch_size
+    changes = {k: s[k] for k in ("optimizer", "duration", "warmup", "rewind", "learning_rate",
+                                 "weight_decay", "batch_size") if s[k] is not None}
+    if s.decay_at is not None:
+        changes["decay_at"] = tuple(config_values.durations(s.decay_at,
+                                                            f"generation.{name}.decay_at"))
     if changes.get("optimizer", base.optimizer) != "momentum":
         changes["nesterov"] = False
     return dataclasses.replace(base, **changes)
@@ -103,8 +101,7 @@ def convert_recipe(recipe: Recipe, train_size: int, prefix: str = "train"
                            else f"{prefix}.rewind")
     eval_every = conv.to_steps(recipe.eval_every, "train.eval_every")
     ckpt = conv.to_steps(recipe.checkpoint_every, "train.checkpoint_every")
-    decay_at = [conv.to_steps(p.strip(), f"{prefix}.decay_at")
-                for p in recipe.decay_at.split(",") if p.strip()]
+    decay_at = [conv.to_steps(p, f"{prefix}.decay_at") for p in recipe.decay_at]
     warmup = conv.to_steps(recipe.warmup, f"{prefix}.warmup")
     validate_steps(total, rewind, eval_every, ckpt, decay_at, warmup, prefix)
     return (Schedule(total, rewind, eval_every, ckpt, steps_per_epoch, conv.describe(rewind)),

@@ -19,6 +19,7 @@ import numpy as np
 
 from jaxtickets.branches import parse_branches
 from jaxtickets.config_schema import TRAJECTORY_KEYS, base_config, parse_levels
+from jaxtickets.config_values import inherited
 from jaxtickets.errors import ConfigError
 from jaxtickets.data import selections
 from jaxtickets.data.augment import JITTER, ImageRecipe
@@ -90,7 +91,7 @@ def _seed(split_seed: int, stream: int) -> int:
 def input_spec(config: ml_collections.ConfigDict, dataset: str, augment: bool,
                source: ml_collections.ConfigDict | None = None) -> InputSpec:
     """How a batch is normalized and augmented on the device. A source's pad_crop/flip
-    override data.*; unset (-1) they are data.*, except for a streamed source of an
+    override data.*; None they are data.*, except for a streamed source of an
     in-memory evaluation: data.* describe the evaluation's augmentation, and the
     source's images were cropped and flipped on the host already."""
     mean, std = selections.adapted_normalization(
@@ -99,20 +100,18 @@ def input_spec(config: ml_collections.ConfigDict, dataset: str, augment: bool,
     d = config.data
     host_augmented = dataset in STREAMED_CLASSES and d.dataset not in STREAMED_CLASSES
     pad, flip = (0, False) if host_augmented else (d.pad_crop, d.flip)
-    if source is not None and source.pad_crop >= 0:
-        pad = source.pad_crop
-    if source is not None and source.flip >= 0:
-        flip = bool(source.flip)
+    if source is not None:
+        pad, flip = inherited(source.pad_crop, pad), inherited(source.flip, flip)
     return InputSpec(mean, std, pad if augment else 0, flip and augment,
                      config.model.compute_dtype)
 
 
 def color_jitter(config: ml_collections.ConfigDict, name: str | None = None) -> bool:
     """Whether source `name`'s streamed training images (None: the evaluation's) are
-    colour-jittered: data.color_jitter unless the source sets its own (-1: as data).
+    colour-jittered: data.color_jitter unless the source sets its own (None: as data).
     P0 App. A jitters the 1% ImageNet subsets only; crops and flips everywhere else."""
-    own = -1 if name is None else config.generation[name].color_jitter
-    return bool(config.data.color_jitter) if own < 0 else bool(own)
+    own = None if name is None else config.generation[name].color_jitter
+    return inherited(own, config.data.color_jitter)
 
 
 def image_recipe(config: ml_collections.ConfigDict, jitter: bool = False) -> ImageRecipe:
@@ -210,7 +209,7 @@ def source_splits(config: ml_collections.ConfigDict, name: str, evaluation, full
     then gets the source's colour jitter (generation.NAME.color_jitter), as a copy
     where it differs from the evaluation's."""
     s, d = config.generation[name], config.data
-    dataset = s.dataset or d.dataset
+    dataset = inherited(s.dataset, d.dataset)
     if dataset == d.dataset:
         splits = evaluation if s.half == d.half else with_half(full, s.half, d.split_seed)
     else:
@@ -248,7 +247,7 @@ def describe(config: ml_collections.ConfigDict, name: str, summary: dict) -> str
     kind = tasks.get(s.task)
     if kind.describe is not None:
         parts.extend(kind.describe(s))
-    if s.optimizer and s.optimizer != config.train.optimizer:
+    if s.optimizer not in (None, config.train.optimizer):
         parts.append(s.optimizer)
     dataset = summary["dataset"] + (f"{s.half}" if s.half else "")  # P1's 'cifar10a'
     return f"{s.task}:{dataset}" + "".join(f"/{p}" for p in parts)
@@ -284,10 +283,11 @@ def build_sources(config: ml_collections.ConfigDict, workdir: pathlib.Path,
                 evaluation_shapes = param_shapes(evaluation)
             check_transferable(setup, evaluation, evaluation_shapes,
                                f"generation.{name}.dataset")
-        levels = (set(parse_levels(s.evaluate_levels, p.levels)) if s.evaluate_levels
-                  else default_levels)
+        levels = (default_levels if s.evaluate_levels is None else
+                  set(parse_levels(s.evaluate_levels, p.levels, f"generation.{name}.evaluate_levels")))
         trajectory = trajectory_of(config, name)
-        branches = parse_branches(s.branches or config.branches, f"generation.{name}.branches",
+        branches = parse_branches(inherited(s.branches, config.branches),
+                                  f"generation.{name}.branches",
                                   one_shot=trajectory.schedule == "one_shot")
         sources.append(_checked(Source(
             name, _with_trajectory(describe(config, name, summary), trajectory), setup,
@@ -308,9 +308,10 @@ def _distinct_descriptions(sources: list[Source]) -> list[Source]:
 
 
 def trajectory_of(config: ml_collections.ConfigDict, name: str | None) -> Trajectory:
-    """pruning.* with source `name`'s overrides ('' keeps pruning.*)."""
+    """pruning.* with source `name`'s overrides (None keeps pruning.*)."""
     source = config.generation[name] if name is not None else {}
-    return Trajectory(**{k: source.get(k) or config.pruning[k] for k in TRAJECTORY_KEYS})
+    return Trajectory(**{k: inherited(source.get(k), config.pruning[k])
+                         for k in TRAJECTORY_KEYS})
 
 
 def _with_trajectory(description: str, trajectory: Trajectory) -> str:
