@@ -23,10 +23,11 @@ from jaxtickets.branches.small_dense import SmallDense
 from jaxtickets.branches.supermasks import SupermaskConstant, SupermaskInit
 from jaxtickets import config_values
 from jaxtickets.errors import ConfigError
+from jaxtickets.registry import Registry
 
 TICKET = "ticket"  # the level's ticket itself: trained by the driver, not a control
 
-_REGISTRY: dict[str, Branch] = {}
+_REGISTRY: Registry[Branch] = Registry("control branch")
 # Families of branches named by a parameter ('noise_0.5'): a parser per family that
 # returns the branch of a name, or None for a name that is not in the family.
 _FAMILIES: dict[str, Callable[[str], Optional[Branch]]] = {}
@@ -34,15 +35,14 @@ _FAMILIES: dict[str, Callable[[str], Optional[Branch]]] = {}
 
 def register(branch: Branch) -> Branch:
     """Adds `branch` under its name; a name already taken is an error."""
-    if not branch.name or branch.name == TICKET or branch.name in _REGISTRY:
-        raise ValueError(f"cannot register a branch named {branch.name!r}")
-    _REGISTRY[branch.name] = branch
-    return branch
+    if branch.name == TICKET:
+        raise ValueError(f"{TICKET!r} is the ticket itself, not a control branch")
+    return _REGISTRY.add(branch.name, branch)
 
 
 def unregister(name: str) -> None:
     """Removes a registered branch (tests that register a toy branch clean up so)."""
-    _REGISTRY.pop(name, None)
+    _REGISTRY.remove(name)
 
 
 def register_family(example: str, parse: Callable[[str], Optional[Branch]]) -> None:
@@ -51,7 +51,7 @@ def register_family(example: str, parse: Callable[[str], Optional[Branch]]) -> N
 
 def get(name: str) -> Branch:
     if name in _REGISTRY:
-        return _REGISTRY[name]
+        return _REGISTRY.get(name, "branches")
     for parse in _FAMILIES.values():
         branch = parse(name)
         if branch is not None:
@@ -69,7 +69,7 @@ def is_known(name: str) -> bool:
 
 def names() -> tuple[str, ...]:
     """'ticket' and the registered controls, in registration order."""
-    return (TICKET,) + tuple(_REGISTRY)
+    return (TICKET,) + _REGISTRY.names()
 
 
 def registered() -> tuple[Branch, ...]:

@@ -8,7 +8,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from jaxtickets.errors import ConfigError
+from jaxtickets.registry import Registry
 
 from jaxtickets.models.alexnet import AlexNet
 from jaxtickets.models.convnets import ConvNet
@@ -17,7 +17,9 @@ from jaxtickets.models.mobilenet import MobileNetV1
 from jaxtickets.models.resnet import resnet18, resnet50, resnet_cifar
 from jaxtickets.models.vgg import vgg
 
-_REGISTRY: dict[str, Callable[..., nn.Module]] = {
+_REGISTRY: Registry[Callable[[int, float], nn.Module]] = Registry("model")
+# The built-in models: factory(num_classes, dropout) -> a Flax module.
+_BUILT_IN = {
     "lenet300_100": lambda num_classes, dropout: LeNet(num_classes, (300, 100), dropout),
     "conv2": lambda num_classes, dropout: ConvNet((64,), num_classes, dropout=dropout),
     "conv4": lambda num_classes, dropout: ConvNet((64, 128), num_classes, dropout=dropout),
@@ -48,17 +50,19 @@ _REGISTRY: dict[str, Callable[..., nn.Module]] = {
 def register_model(name: str, factory: Callable[[int, float], nn.Module]) -> None:
     """Adds a model: factory(num_classes, dropout) -> a Flax module whose __call__ takes
     (images, train) and whose output layer is named 'output' (docs/extending.md)."""
-    if name in _REGISTRY:
-        raise ValueError(f"a model {name!r} exists already")
-    _REGISTRY[name] = factory
+    _REGISTRY.add(name, factory)
+
+
+for _name, _factory in _BUILT_IN.items():
+    register_model(_name, _factory)
 
 
 def unregister_model(name: str) -> None:
-    _REGISTRY.pop(name, None)
+    _REGISTRY.remove(name)
 
 
 def model_names() -> list[str]:
-    return sorted(_REGISTRY)
+    return sorted(_REGISTRY.names())
 
 
 def abstract_variables(model: nn.Module, image_shape: tuple[int, ...]) -> dict:
@@ -70,6 +74,4 @@ def abstract_variables(model: nn.Module, image_shape: tuple[int, ...]) -> dict:
 
 
 def create_model(name: str, num_classes: int, dropout: float = 0.0) -> nn.Module:
-    if name not in _REGISTRY:
-        raise ConfigError(f"model.name: unknown model {name!r}; choose one of {model_names()}")
-    return _REGISTRY[name](num_classes, dropout)
+    return _REGISTRY.get(name, "model.name")(num_classes, dropout)

@@ -14,6 +14,7 @@ from typing import Any, Callable, Optional
 import jax
 import numpy as np
 
+from jaxtickets.registry import Registry
 from jaxtickets.sparsity.masks import path_name
 
 PyTree = Any
@@ -53,7 +54,7 @@ def layer_sigmas(theta0: PyTree, mask: PyTree) -> dict[str, float]:
 # new values; None keeps the rewind values. register_mask1 adds one (and its '_sign'
 # variant, which keeps each rewind value's sign).
 KeptRule = Callable[[np.ndarray, Optional[np.ndarray], float, np.random.Generator], np.ndarray]
-_MASK1: dict[str, Optional[KeptRule]] = {}
+_MASK1: Registry[Optional[KeptRule]] = Registry("mask-1 action")
 _NEEDS_FRESH: set[str] = set()
 
 
@@ -65,9 +66,7 @@ def register_mask1(name: str, rule: Optional[KeptRule], needs_fresh: bool = Fals
             return np.abs(rule(kept, fresh, sigma, rng)) * np.where(kept < 0, -1.0, 1.0)
         variants[f"{name}_sign"] = signed_rule
     for key, value in variants.items():
-        if key in _MASK1:
-            raise ValueError(f"a mask-1 action {key!r} exists already")
-        _MASK1[key] = value
+        _MASK1.add(key, value)
         if needs_fresh:
             _NEEDS_FRESH.add(key)
 
@@ -75,12 +74,12 @@ def register_mask1(name: str, rule: Optional[KeptRule], needs_fresh: bool = Fals
 def unregister_mask1(name: str) -> None:
     """Removes an action and its '_sign' variant."""
     for key in (name, f"{name}_sign"):
-        _MASK1.pop(key, None)
+        _MASK1.remove(key)
         _NEEDS_FRESH.discard(key)
 
 
 def mask1_names() -> tuple[str, ...]:
-    return tuple(_MASK1)
+    return _MASK1.names()
 
 
 def needs_fresh(action: str) -> bool:
@@ -102,9 +101,7 @@ def mask1_weights(action: str, rewind: PyTree, fresh: PyTree, mask: PyTree,
     'reinit' takes a fresh draw from the initial distribution, 'reshuffle' permutes the
     kept rewind values within the layer, 'constant' is +-sigma_layer with a random sign;
     '_sign' variants take the sign of the rewind (initial) value."""
-    if action not in _MASK1:
-        raise ValueError(f"unknown mask-1 action {action!r}; choose one of {mask1_names()}")
-    rule, rng = _MASK1[action], np.random.default_rng(seed)
+    rule, rng = _MASK1.get(action, "mask1_action"), np.random.default_rng(seed)
 
     def act(name, w, m):
         if rule is None:
@@ -155,17 +152,15 @@ def signed_constant(weights: PyTree, mask: PyTree, sigmas: dict[str, float]) -> 
 # (new mask, previous mask, previous value mask, |w_i| <= |w_f|); None: the trainable
 # mask itself (pruned weights are zero).
 ValueRule = Callable[[np.ndarray, np.ndarray, np.ndarray, np.ndarray], np.ndarray]
-_MASK0: dict[str, Optional[ValueRule]] = {}
+_MASK0: Registry[Optional[ValueRule]] = Registry("mask-0 action")
 
 
 def register_mask0(name: str, rule: Optional[ValueRule]) -> None:
-    if name in _MASK0:
-        raise ValueError(f"a mask-0 action {name!r} exists already")
-    _MASK0[name] = rule
+    _MASK0.add(name, rule)
 
 
 def mask0_names() -> tuple[str, ...]:
-    return tuple(_MASK0)
+    return _MASK0.names()
 
 
 register_mask0("zero", None)
@@ -184,9 +179,7 @@ def value_mask(action: str, new_mask: PyTree, previous_mask: PyTree,
     magnitude did not shrink in the run that pruned them (|w_f| >= |w_i|), plus those
     frozen earlier. `previous_values` is the previous level's value mask (None: its
     trainable mask)."""
-    if action not in _MASK0:
-        raise ValueError(f"unknown mask-0 action {action!r}; choose one of {mask0_names()}")
-    rule = _MASK0[action]
+    rule = _MASK0.get(action, "mask0_action")
     if rule is None:
         return None
     previous_values = previous_values if previous_values is not None else previous_mask

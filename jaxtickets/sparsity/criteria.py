@@ -12,6 +12,8 @@ from typing import Callable
 
 import numpy as np
 
+from jaxtickets.registry import Registry
+
 Criterion = Callable[[np.ndarray, np.ndarray], np.ndarray]
 
 
@@ -27,44 +29,41 @@ def _same_sign_magnitude(w_init: np.ndarray, w_final: np.ndarray, sign: float) -
     return np.maximum(np.float32(0), np.float32(sign) * np.sign(w_init) * w_final)
 
 
-CRITERIA: dict[str, Criterion] = {
-    "large_final": lambda wi, wf: np.abs(wf),
-    "small_final": lambda wi, wf: -np.abs(wf),
-    "large_init": lambda wi, wf: np.abs(wi),
-    "small_init": lambda wi, wf: -np.abs(wi),
-    "large_init_large_final": lambda wi, wf: np.minimum(_alpha(wi, wf) * np.abs(wi),
-                                                        np.abs(wf)),
-    "small_init_small_final": lambda wi, wf: -np.maximum(_alpha(wi, wf) * np.abs(wi),
-                                                         np.abs(wf)),
-    "magnitude_increase": lambda wi, wf: np.abs(wf) - np.abs(wi),
-    "movement": lambda wi, wf: np.abs(wf - wi),
-    "random": lambda wi, wf: np.zeros_like(wf),
-    "large_final_same_sign": lambda wi, wf: _same_sign_magnitude(wi, wf, 1.0),
-    "large_final_diff_sign": lambda wi, wf: _same_sign_magnitude(wi, wf, -1.0),
-}
-NEEDS_INIT = {name for name in CRITERIA if name not in ("large_final", "small_final",
-                                                         "random")}
+CRITERIA: Registry[Criterion] = Registry("mask criterion")
+NEEDS_INIT: set[str] = set()  # criteria that read w_init
 
 
 def register(name: str, criterion: Criterion, needs_init: bool = True) -> None:
     """Adds a criterion: criterion(w_init, w_final) -> one score per unpruned weight of a
     layer (1-D float32 arrays; the highest scores stay). `needs_init`: it reads w_init."""
-    if name in CRITERIA:
-        raise ValueError(f"a mask criterion {name!r} exists already")
-    CRITERIA[name] = criterion
+    CRITERIA.add(name, criterion)
     if needs_init:
         NEEDS_INIT.add(name)
 
 
 def unregister(name: str) -> None:
-    CRITERIA.pop(name, None)
+    CRITERIA.remove(name)
     NEEDS_INIT.discard(name)
+
+
+register("large_final", lambda wi, wf: np.abs(wf), needs_init=False)
+register("small_final", lambda wi, wf: -np.abs(wf), needs_init=False)
+register("large_init", lambda wi, wf: np.abs(wi))
+register("small_init", lambda wi, wf: -np.abs(wi))
+register("large_init_large_final",
+         lambda wi, wf: np.minimum(_alpha(wi, wf) * np.abs(wi), np.abs(wf)))
+register("small_init_small_final",
+         lambda wi, wf: -np.maximum(_alpha(wi, wf) * np.abs(wi), np.abs(wf)))
+register("magnitude_increase", lambda wi, wf: np.abs(wf) - np.abs(wi))
+register("movement", lambda wi, wf: np.abs(wf - wi))
+register("random", lambda wi, wf: np.zeros_like(wf), needs_init=False)
+register("large_final_same_sign", lambda wi, wf: _same_sign_magnitude(wi, wf, 1.0))
+register("large_final_diff_sign", lambda wi, wf: _same_sign_magnitude(wi, wf, -1.0))
 
 
 def score(name: str, w_init: np.ndarray, w_final: np.ndarray) -> np.ndarray:
     """float32 scores of one layer's unpruned entries (1-D arrays of equal length)."""
-    if name not in CRITERIA:
-        raise ValueError(f"unknown mask criterion {name!r}; choose one of {sorted(CRITERIA)}")
+    criterion = CRITERIA.get(name, "pruning.criterion")
     w_init = np.asarray(w_init, np.float32)
     w_final = np.asarray(w_final, np.float32)
-    return np.asarray(CRITERIA[name](w_init, w_final), np.float32)
+    return np.asarray(criterion(w_init, w_final), np.float32)

@@ -17,6 +17,7 @@ import dataclasses
 from typing import Any, Callable, Optional
 
 from jaxtickets.errors import ConfigError
+from jaxtickets.registry import Registry
 from jaxtickets.tasks.base import LabelsTask, Task
 from jaxtickets.tasks.exemplar import ExemplarTask
 from jaxtickets.tasks.rotnet import RotNetTask
@@ -43,28 +44,23 @@ class TaskKind:
     counts_labelled: bool = False
 
 
-_REGISTRY: dict[str, TaskKind] = {}
+_REGISTRY: Registry[TaskKind] = Registry("task")
 
 
 def register(kind: TaskKind) -> TaskKind:
-    if not kind.name or kind.name in _REGISTRY:
-        raise ValueError(f"cannot register a task named {kind.name!r}")
-    _REGISTRY[kind.name] = kind
-    return kind
+    return _REGISTRY.add(kind.name, kind)
 
 
 def unregister(name: str) -> None:
-    _REGISTRY.pop(name, None)
+    _REGISTRY.remove(name)
 
 
 def names() -> tuple[str, ...]:
-    return tuple(_REGISTRY)
+    return _REGISTRY.names()
 
 
 def get(name: str, key: str = "task") -> TaskKind:
-    if name not in _REGISTRY:
-        raise ConfigError(f"{key}: unknown task {name!r}; choose one of {names()}")
-    return _REGISTRY[name]
+    return _REGISTRY.get(name, key)
 
 
 def create_task(name: str, rotations: str = "one") -> Task:
