@@ -553,9 +553,10 @@ def _check_color_jitter(config: ml_collections.ConfigDict) -> None:
             raise ConfigError(
                 f"generation.{name}.color_jitter: colour jitter augments streamed datasets "
                 f"({', '.join(STREAMED_CLASSES)}) on the host; this source trains on "
-                f"{dataset}, in memory, augmented on the device (pad_crop, flip); set False or None")
-    inheriting = [d.dataset] + [config_values.inherited(s.dataset, d.dataset) for s in config.generation.values()
-                                if s.color_jitter is None]
+                f"{dataset}, in memory, augmented on the device (pad_crop, flip); set False "
+                "or None")
+    inheriting = [d.dataset] + [config_values.inherited(s.dataset, d.dataset)
+                                for s in config.generation.values() if s.color_jitter is None]
     if d.color_jitter and not any(x in STREAMED_CLASSES for x in inheriting):
         raise ConfigError(
             f"data.color_jitter: colour jitter augments streamed datasets "

@@ -68,7 +68,8 @@ def scratch(tmp_path_factory):
     """One pruned level, rewinding to step 30, RR and SDT from scratch, two draws."""
     workdir = tmp_path_factory.mktemp("scratch") / "run"
     config = _config(levels=1,
-                     branches=("ticket", "random_reinit", "random_ticket", "small_dense", "supermask_init"),
+                     branches=("ticket", "random_reinit", "random_ticket", "small_dense",
+                               "supermask_init"),
                      pruning__rewind=f"{REWIND}st", pruning__control_draws=2,
                      pruning__controls_from_scratch=("random_reinit", "small_dense"))
     results, trained, planned = _run(config, workdir)

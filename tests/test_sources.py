@@ -20,7 +20,8 @@ def _sources_config():
                           train__duration="120st", train__eval_every="60st",
                           train__checkpoint_every="60st", pruning__rewind="20st")
     config.pruning.prune.output = False
-    add_source(config, "labels", branches=("ticket", "random_ticket", "random_ticket_local", "random_reinit"))
+    add_source(config, "labels",
+               branches=("ticket", "random_ticket", "random_ticket_local", "random_reinit"))
     add_source(config, "rotnet", task="rotnet")
     add_source(config, "sgd", optimizer="momentum", learning_rate=0.05, rewind="1200ex")
     return config

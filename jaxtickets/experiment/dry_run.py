@@ -17,10 +17,10 @@ import time
 from typing import Callable
 
 import jax
-import numpy as np
 
 from jaxtickets.experiment.plan import PRUNE, TICKET, TRAIN, Stage, totals
-from jaxtickets.training.batches import BatchOrder, DeviceSplit, device_indices
+from jaxtickets.training.batches import BatchOrder
+from jaxtickets.training.loop import streamed_batches, train_call
 
 CALIBRATION_CALLS = 2  # timed train calls per setup, after one that compiles
 
@@ -75,25 +75,14 @@ def time_steps(experiment, setup) -> Calibration:
                                                               experiment.policy), 0, 0)
     steps, train = setup.steps, setup.train
     order = BatchOrder(len(setup.splits.train), setup.recipe.batch_size, 0)
-    streamed = None
-    if not isinstance(train, DeviceSplit):
-        from jaxtickets.parallel import batch_sharded
-
-        streamed = iter(train.train_batches(batch_sharded(steps.mesh), order, order.seed, 0,
-                                            1 + CALIBRATION_CALLS))
+    calls = 1 + CALIBRATION_CALLS
+    streamed = streamed_batches(train, steps, order, 0, calls)  # one step per call
     step, timed, started = 0, 0, 0.0
-    for call in range(1 + CALIBRATION_CALLS):
+    for call in range(calls):
         if call == 1:
             started, timed = time.perf_counter(), 0
-        if streamed is not None:
-            count = 1
-            state, metrics = steps.train_streamed(state, *next(streamed))
-        else:
-            count = steps.steps_per_call
-            idx = order.indices(step, count, steps.steps_per_call)
-            state, metrics = steps.train_chunk(state, train.images, train.labels,
-                                               device_indices(idx, steps.mesh, 1),
-                                               np.int32(count))
+        state, metrics, count = train_call(state, steps, train, order, step,
+                                           steps.steps_per_call, streamed)
         jax.block_until_ready(metrics["losses"])
         step, timed = step + count, timed + count
     per_step = (time.perf_counter() - started) / timed

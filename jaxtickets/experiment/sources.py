@@ -283,8 +283,8 @@ def build_sources(config: ml_collections.ConfigDict, workdir: pathlib.Path,
                 evaluation_shapes = param_shapes(evaluation)
             check_transferable(setup, evaluation, evaluation_shapes,
                                f"generation.{name}.dataset")
-        levels = (default_levels if s.evaluate_levels is None else
-                  set(parse_levels(s.evaluate_levels, p.levels, f"generation.{name}.evaluate_levels")))
+        levels = (default_levels if s.evaluate_levels is None else set(
+            parse_levels(s.evaluate_levels, p.levels, f"generation.{name}.evaluate_levels")))
         trajectory = trajectory_of(config, name)
         branches = parse_branches(inherited(s.branches, config.branches),
                                   f"generation.{name}.branches",

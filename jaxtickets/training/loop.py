@@ -12,7 +12,7 @@ import functools
 import math
 import pathlib
 import time
-from typing import Callable, Optional
+from typing import Callable, Iterator, Optional
 
 import jax
 import numpy as np
@@ -182,6 +182,30 @@ def _stops(plan: RunPlan) -> list[int]:
     return sorted(p for p in points if p > plan.start_step)
 
 
+def streamed_batches(train, steps: CompiledSteps, order: BatchOrder, start: int,
+                     end: int) -> Optional[Iterator]:
+    """The host's batches of a streamed split for steps start..end (None for a
+    DeviceSplit, whose batches are gathered on the device by index)."""
+    if isinstance(train, DeviceSplit):
+        return None
+    return iter(train.train_batches(batch_sharded(steps.mesh), order, order.seed, start, end))
+
+
+def train_call(state: TrainState, steps: CompiledSteps, train, order: BatchOrder, step: int,
+               most: int, streamed: Optional[Iterator]) -> tuple[TrainState, dict, int]:
+    """One call of the compiled step from `step`: a chunk of up to `most` steps gathered
+    from a DeviceSplit, or one step on a streamed split's next batch. Returns the state,
+    the call's metrics (still on the device) and the steps it took."""
+    if streamed is not None:
+        state, out = steps.train_streamed(state, *next(streamed))
+        return state, out, 1
+    count = min(most, steps.steps_per_call)
+    idx = order.indices(step, count, steps.steps_per_call)
+    state, out = steps.train_chunk(state, train.images, train.labels,
+                                   device_indices(idx, steps.mesh, 1), np.int32(count))
+    return state, out, count
+
+
 def train_run(plan: RunPlan, state: TrainState, steps: CompiledSteps, train: DeviceSplit,
               order: BatchOrder, validation: DeviceSplit, test: DeviceSplit,
               eval_batch: int, progress: Progress,
@@ -210,22 +234,14 @@ def train_run(plan: RunPlan, state: TrainState, steps: CompiledSteps, train: Dev
     started = time.time() - wall
     interval = {"loss_sum": 0.0, "correct": 0, "count": 0, "steps": 0,
                     "start": time.time()}
-    streamed = None if isinstance(train, DeviceSplit) else iter(train.train_batches(
-        batch_sharded(steps.mesh), order, order.seed, step, plan.end_step))
+    streamed = streamed_batches(train, steps, order, step, plan.end_step)
     for stop in _stops(plan):
         if stop <= step:
             continue
         pending = []  # (metrics on the device, steps): read once the stop is reached
         while step < stop:
-            if streamed is not None:  # one step per call, on the pipeline's next batch
-                count = 1
-                state, out = steps.train_streamed(state, *next(streamed))
-            else:
-                count = min(stop - step, steps.steps_per_call)
-                idx = order.indices(step, count, steps.steps_per_call)
-                state, out = steps.train_chunk(state, train.images, train.labels,
-                                               device_indices(idx, steps.mesh, 1),
-                                               np.int32(count))
+            state, out, count = train_call(state, steps, train, order, step, stop - step,
+                                           streamed)
             pending.append((out, count))
             if len(pending) > CALLS_IN_FLIGHT:  # bounds the batches queued on the device
                 jax.block_until_ready(pending[-CALLS_IN_FLIGHT - 1][0]["losses"])
