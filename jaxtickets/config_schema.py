@@ -670,10 +670,11 @@ def identity(config: ml_collections.ConfigDict) -> str:
 
 # Keys added after workdirs existed, with the value that reproduces the older behaviour:
 # left out of the identity while they hold it, so those workdirs still resume. Any other
-# value changes the hash, as every key does.
+# value changes the hash, as every key does. Values are in the identity's form
+# (config_values.legacy_form: a list as its comma-joined string).
 ADDED_LATER = {"model.compute_dtype": "float32", "data.image_size": 224,
                "data.rotation_degrees": 0.0, "data.npz_file": "", "model.init": "default",
-               "pruning.controls_from_scratch": "", "pruning.control_draws": 1,  # legacy forms
+               "pruning.controls_from_scratch": "", "pruning.control_draws": 1,
                "data.color_jitter": False}
 ADDED_LATER_SOURCE = {"pad_crop": -1, "flip": -1, "color_jitter": -1}  # generation.NAME.*
 # Streamed training images were colour-jittered before data.color_jitter existed (its

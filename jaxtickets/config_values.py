@@ -22,8 +22,6 @@ from typing import Any
 
 from jaxtickets.errors import ConfigError
 
-# Named level selections of `evaluate_levels`, given as a one-item list: ('morcos',).
-LEVEL_NAMES = ("all", "morcos")
 # Top-level list keys, as (group or None, key).
 LIST_KEYS = ((None, "branches"), ("pruning", "evaluate_levels"),
              ("pruning", "controls_from_scratch"), ("supermask", "logit_inits"),
