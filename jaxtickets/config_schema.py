@@ -27,8 +27,8 @@ from jaxtickets.models.initializers import init_names
 from jaxtickets.sparsity.masks import kernel_kind
 from jaxtickets import tasks
 from jaxtickets.tasks import ROTATIONS
-from jaxtickets.training.optimizers import OPTIMIZERS
-from jaxtickets.training.schedules import SCHEDULES
+from jaxtickets.training.optimizers import OPTIMIZER_KEYS, OPTIMIZERS
+from jaxtickets.training.schedules import SCHEDULE_KEYS, SCHEDULES
 from jaxtickets.training.steps import COMPUTE_DTYPES
 from jaxtickets.training.xla_cpu import check_cpu_convolutions
 
@@ -381,10 +381,15 @@ def validate(config: ml_collections.ConfigDict) -> None:
     if any(s.schedule == "one_shot" for s in config.generation.values()) or (
             config.pruning.schedule == "one_shot"):
         _check_one_shot(config.pruning, present)
+    else:
+        config_values.refuse_unread(config, "pruning.one_shot_spacing", "only read when a "
+                                    "trajectory's schedule is 'one_shot'")
+    _check_recipe_keys(config)
     branches.check_config(config, listed_branches(config))
     _check_color_jitter(config)
     if config.data.dataset in STREAMED_CLASSES:
         _validate_streamed(config)
+    _check_streamed_only(config)
     _validate_runtime(config)
 
 
@@ -468,6 +473,40 @@ def _validate_train(config: ml_collections.ConfigDict) -> None:
     durations.parse(config.pruning.rewind, "pruning.rewind")
 
 
+def _check_recipe_keys(config: ml_collections.ConfigDict) -> None:
+    """train.* keys only some optimizers or schedules read (training/optimizers.py's
+    OPTIMIZER_KEYS, training/schedules.py's SCHEDULE_KEYS), set where none reads them."""
+    used = {config.train.optimizer} | {s.optimizer for s in config.generation.values()
+                                       if s.optimizer is not None}
+    for name, keys in OPTIMIZER_KEYS.items():
+        for key in keys:
+            if not any(key in OPTIMIZER_KEYS.get(u, ()) for u in used):
+                config_values.refuse_unread(config, f"train.{key}", "only read when "
+                                            f"train.optimizer (or a source's) is {name!r}")
+    for name, keys in SCHEDULE_KEYS.items():
+        for key in keys:
+            if config.train.schedule != name:
+                config_values.refuse_unread(config, f"train.{key}", "only read when "
+                                            f"train.schedule={name!r}")
+
+
+def _check_rates_read(config: ml_collections.ConfigDict) -> None:
+    """pruning.rate is read by global pruning only, pruning.rates.KIND by layer-wise
+    pruning of a prunable KIND only."""
+    p = config.pruning
+    if p.method == "global":
+        for kind in p.rates.keys():
+            config_values.refuse_unread(config, f"pruning.rates.{kind}",
+                                        "only read when pruning.method='layerwise'")
+        return
+    config_values.refuse_unread(config, "pruning.rate", "only read when pruning.method="
+                                "'global' (layer-wise pruning reads pruning.rates.*)")
+    for kind, allowed in p.prune.items():
+        if not allowed:
+            config_values.refuse_unread(config, f"pruning.rates.{kind}",
+                                        f"only read when pruning.prune.{kind}=True")
+
+
 def _validate_pruning(config: ml_collections.ConfigDict) -> frozenset[str]:
     """pruning.* and branches; returns the prunable layer kinds the model has."""
     p = config.pruning
@@ -489,6 +528,7 @@ def _validate_pruning(config: ml_collections.ConfigDict) -> frozenset[str]:
         raise ConfigError(f"pruning.prune: model.name={config.model.name!r} has no kernel of "
                           f"a prunable kind (it has {', '.join(sorted(present))}; prunable: "
                           f"{', '.join(k for k, v in p.prune.items() if v)})")
+    _check_rates_read(config)
     parse_levels(p.evaluate_levels, p.levels)
     branches.parse_branches(config.branches, one_shot=p.schedule == "one_shot")
     _check_trajectory(p, "pruning", inherit=False)
@@ -565,6 +605,21 @@ def _check_color_jitter(config: ml_collections.ConfigDict) -> None:
             "are augmented on the device (pad_crop, flip); set it to False")
 
 
+# Keys only a streamed dataset's pipeline reads (data/pipeline.py, data/augment.py).
+STREAMED_ONLY_KEYS = ("data.image_size", "data.rotation_degrees", "runtime.reader_threads")
+
+
+def _check_streamed_only(config: ml_collections.ConfigDict) -> None:
+    d = config.data
+    trained = {d.dataset} | {config_values.inherited(s.dataset, d.dataset)
+                             for s in config.generation.values()}
+    if not trained & set(STREAMED_CLASSES):
+        for key in STREAMED_ONLY_KEYS:
+            config_values.refuse_unread(config, key, "only read for the streamed datasets "
+                                        f"({', '.join(STREAMED_CLASSES)}), and this "
+                                        f"experiment trains on {', '.join(sorted(trained))}")
+
+
 def _validate_streamed(config: ml_collections.ConfigDict) -> None:
     """What a streamed dataset (ImageNet, Places365) does not do: data.train_size and
     data.test_size (in-memory loading options; select with a source's sample_fraction)."""
@@ -579,7 +634,12 @@ def _validate_source(config: ml_collections.ConfigDict, name: str) -> None:
     s, key = config.generation[name], f"generation.{name}"
     if not name.replace("_", "").isalnum():
         raise ConfigError(f"{key}: a source name uses letters, digits and '_' only")
-    tasks.get(s.task, f"{key}.task")
+    kind = tasks.get(s.task, f"{key}.task")
+    for field in {k for other in tasks.kinds() for k in other.source_keys}:
+        if field not in kind.source_keys:
+            readers = tuple(k.name for k in tasks.kinds() if field in k.source_keys)
+            config_values.refuse_unread(config, f"{key}.{field}",
+                                        f"only read by the tasks {readers}")
     if s.dataset is not None and s.dataset not in DATASETS:
         raise ConfigError(f"{key}.dataset: unknown dataset {s.dataset!r}; "
                           f"choose one of {DATASETS}")

@@ -107,3 +107,27 @@ def legacy_form(data: dict) -> dict:
                 # An empty list is not "inherit" (None): a spelling no string had.
                 source[key] = _legacy_list(source[key]) or "[]"
     return data
+
+
+def _at(config: Any, dotted: str) -> Any:
+    for part in dotted.split("."):
+        config = config[part]
+    return tuple(config) if isinstance(config, list) else config
+
+
+def refuse_unread(config: Any, dotted: str, reason: str) -> None:
+    """Raises ConfigError if key `dotted` (e.g. 'pruning.rate') holds other than its
+    default although the chosen settings never read it: set but ignored, it would
+    silently change nothing. `reason` says what reads it ('only read when
+    pruning.method='global'')."""
+    from jaxtickets.config_schema import base_config, source_defaults
+
+    parts = dotted.split(".")
+    if parts[0] == "generation":
+        default = _at(source_defaults(), ".".join(parts[2:]))
+    else:
+        default = _at(base_config(), dotted)
+    value = _at(config, dotted)
+    if value != default:
+        raise ConfigError(f"{dotted}: set to {value!r}, but it is {reason}; leave it at "
+                          f"{default!r} or change the setting that reads it")

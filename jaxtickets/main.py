@@ -1,14 +1,18 @@
 """Command line: python -m jaxtickets.main --config=configs/NAME.py[:ARG] --workdir=DIR.
 
 Any config key can be overridden with --config.a.b=value. --dry_run prints what the
-experiment will run and cost (experiment/dry_run.py) and writes nothing. Configs are Python files
+experiment will run and cost (experiment/dry_run.py) and writes nothing; --helpconfig
+prints the arguments a config file accepts and the keys it sets. Configs are Python files
 and therefore trusted code: run only configs you would run as a script.
 
 Multi-host: every process runs the same command with `--multihost` (JAX finds the
 cluster) or with `--coordinator_address=HOST:PORT --num_processes=N --process_id=I`;
 the workdir must be on a file system all hosts see (see jaxtickets/distributed.py).
 
-Errors a user can fix (a bad config, a workdir of another experiment or in use, a
+A mistake on the command line (a missing config file, an argument the config refuses,
+an unknown key, a value of the wrong type: command_line.py) or in the config (a value
+out of range, a key set that the chosen settings never read: config_schema.py) and other
+errors a user can fix (a workdir of another experiment or in use, a
 damaged checkpoint or result file, a full disk or a read-only workdir) end the run
 with `error: ...` on stderr naming the key or the file, and exit code 2; a failed
 write is one line, `error: cannot write PATH: <reason>`.
@@ -41,6 +45,9 @@ _COORDINATOR = flags.DEFINE_string(
     "(with --num_processes and --process_id).")
 _NUM_PROCESSES = flags.DEFINE_integer("num_processes", None, "Processes in the run.")
 _PROCESS_ID = flags.DEFINE_integer("process_id", None, "This process's index, 0-based.")
+_HELPCONFIG = flags.DEFINE_bool(
+    "helpconfig", False, "Print the arguments the --config file accepts and the keys it "
+    "sets (with their values), then exit; needs no --workdir.")
 _LOCAL_DEVICE_IDS = flags.DEFINE_list(
     "local_device_ids", None, "Devices this process uses (e.g. one GPU per process: its "
     "SLURM_LOCALID); all local devices if unset.")
@@ -119,6 +126,33 @@ def join_processes() -> None:
                            device_ids)
 
 
+def _fail(message: str) -> None:
+    print(f"error: {message}", file=sys.stderr, flush=True)
+    sys.exit(2)
+
+
+def parse_flags(argv: list[str]) -> list[str]:
+    """absl's flag parsing behind the checks of command_line.py: every mistake in the
+    command line is one `error:` line and exit code 2, before anything runs."""
+    from jaxtickets import command_line
+
+    try:
+        command_line.check(argv)
+        if f"--{_HELPCONFIG.name}" in argv:
+            spec = command_line.config_spec(argv)
+            if spec is None:
+                _fail("--helpconfig: give the config with --config=FILE[:ARG]")
+            print(command_line.help_config(spec))
+            sys.exit(0)
+        return flags.FLAGS(argv)
+    except command_line.CommandLineError as err:
+        _fail(str(err))
+    except flags.Error as err:  # a value of the wrong type, a missing or unknown flag
+        _fail(command_line.one_line(err))
+    except Exception as err:  # raised inside ml_collections while applying an override
+        _fail(f"{type(err).__name__}: {command_line.one_line(err)}")
+
+
 def main(argv: list[str]) -> int:
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
@@ -128,4 +162,4 @@ def main(argv: list[str]) -> int:
 
 
 if __name__ == "__main__":
-    app.run(main)
+    app.run(main, flags_parser=parse_flags)

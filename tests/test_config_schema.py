@@ -42,7 +42,7 @@ def test_base_config_validates():
     {"pruning.schedule": "one_shot", "branches": ("supermask_init", "supermask_constant")},
     {"data.normalize": "unit"},
     {"train.optimizer": "momentum", "train.schedule": "step", "train.decay_at": ("2ep", "4ep")},
-    {"pruning.prune.output": False, "pruning.rates.output": 0.0},  # unpruned kind: rate unused
+    {"pruning.prune.output": False},  # an unpruned kind, its rate left at the default
     {"runtime.cpu_convolutions": "eigen"},
 ])
 def test_valid_variants(changes):
@@ -87,6 +87,37 @@ def test_valid_variants(changes):
 ])
 def test_invalid_config_names_key(changes, key):
     _rejects(_config(**changes), key)
+
+
+# A key set to other than its default: (key, value, settings that never read it,
+# settings that read it, what the error says reads it).
+IMAGENET = {"data.dataset": "imagenet2012", "data.validation_size": 0,
+            "model.name": "resnet18_imagenet"}
+UNREAD = [
+    ("pruning.rate", 0.5, {}, {"pruning.method": "global"}, "pruning.method='global'"),
+    ("pruning.rates.dense", 0.5, {"pruning.method": "global"}, {}, "'layerwise'"),
+    ("pruning.rates.output", 0.05, {"pruning.prune.output": False}, {},
+     "pruning.prune.output=True"),
+    ("train.momentum", 0.5, {}, {"train.optimizer": "momentum"}, "'momentum'"),
+    ("train.decay_factor", 0.5, {}, {"train.schedule": "step"}, "train.schedule='step'"),
+    ("pruning.one_shot_spacing", "linear", {},
+     {"pruning.schedule": "one_shot", "pruning.levels": 3}, "'one_shot'"),
+    ("supermask.steps", 10, {}, {"branches": ("ticket", "learned_supermask"),
+                                 "supermask.logit_inits": (1,)}, "learned_supermask"),
+    ("pruning.natural_zero_threshold", 1e-3, {}, {"branches": ("ticket", "random_adjusted")},
+     "random_adjusted"),
+    ("pruning.control_draws", 3, {"branches": ("ticket",)}, {}, "random control"),
+    ("data.rotation_degrees", 10.0, {}, IMAGENET, "streamed"),
+    ("runtime.reader_threads", 2, {}, IMAGENET, "streamed"),
+]
+
+
+@pytest.mark.parametrize("key, value, unread, read, reason", UNREAD)
+def test_a_key_no_chosen_setting_reads_is_refused(key, value, unread, read, reason):
+    with pytest.raises(ConfigError, match=rf"^{re.escape(key)}: set to .* only read .*"
+                                          rf"{re.escape(reason)}"):
+        config_schema.validate(_config(**unread, **{key: value}))
+    config_schema.validate(_config(**read, **{key: value}))
 
 
 def test_attribute_assignment_of_unknown_key_is_rejected():
@@ -221,3 +252,23 @@ def test_npz_file_left_empty_keeps_the_identity(tmp_path):
     assert "npz_file" not in config_schema.canonical_json(base)
     changed = _config(**{"data.source": "npz", "data.npz_file": _npz(tmp_path)})
     assert config_schema.identity(changed) != config_schema.identity(base)
+
+
+def test_a_source_key_its_task_never_reads_is_refused():
+    for task, key, value in (("labels", "rotations", "all"),
+                             ("rotnet", "labelled_fraction", 0.5)):
+        config = config_schema.base_config()
+        config_schema.add_source(config, "x", task=task, **{key: value})
+        with pytest.raises(ConfigError, match=rf"^generation\.x\.{key}: set to .* only "
+                                              r"read by the tasks \(.*'semisup'"):
+            config_schema.validate(config)
+        config.generation.x.task = "semisup"  # reads both
+        config_schema.validate(config)
+
+
+def test_a_control_from_scratch_must_be_a_branch_that_runs():
+    with pytest.raises(ConfigError, match=r"^pruning\.controls_from_scratch: 'small_dense' "
+                                          "is not a branch any trajectory runs"):
+        config_schema.validate(_config(**{"pruning.controls_from_scratch": ("small_dense",)}))
+    config_schema.validate(_config(**{"pruning.controls_from_scratch": ("small_dense",),
+                                      "branches": ("ticket", "small_dense")}))

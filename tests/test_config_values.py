@@ -32,20 +32,20 @@ def from_command_line(spec: str, *overrides: str):
 
 def test_command_line_lists_equal_the_same_lists_written_in_a_config():
     given = from_command_line(
-        "mnist_lenet.py:smoke", "--config.branches=ticket,random_ticket",
+        "mnist_lenet.py:smoke", "--config.branches=ticket,random_ticket,learned_supermask",
         "--config.pruning.evaluate_levels=0,1", "--config.train.schedule=step",
         "--config.train.decay_at=5st", "--config.train.decay_at=10st",
         "--config.pruning.controls_from_scratch=random_ticket",
         "--config.supermask.logit_inits=-1,0.5")
     written = load_config("mnist_lenet", "smoke")
-    written.branches = ["ticket", "random_ticket"]
+    written.branches = ["ticket", "random_ticket", "learned_supermask"]
     written.pruning.evaluate_levels = (0, 1)
     written.train.schedule = "step"
     written.train.decay_at = ("5st", "10st")
     written.pruning.controls_from_scratch = ("random_ticket",)
     written.supermask.logit_inits = (-1, 0.5)
     validate(given)
-    assert names(given.branches, "branches") == ["ticket", "random_ticket"]
+    assert names(given.branches, "branches") == ["ticket", "random_ticket", "learned_supermask"]
     assert parse_levels(given.pruning.evaluate_levels, given.pruning.levels) == [0, 1]
     assert evaluation_recipe(given).decay_at == ("5st", "10st")
     assert identity(given) == identity(written)

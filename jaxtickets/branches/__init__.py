@@ -127,6 +127,14 @@ def check_config(config, listed: set[str]) -> None:
     if len(set(chosen)) != len(chosen):
         raise ConfigError(f"pruning.controls_from_scratch: a branch is listed twice in "
                           f"{spec!r}")
+    for name in chosen:
+        if name not in listed:
+            raise ConfigError(f"pruning.controls_from_scratch: {name!r} is not a branch any "
+                              "trajectory runs (branches, generation.NAME.branches), so "
+                              "nothing reads it")
+    if not any(name != TICKET and get(name).random for name in listed):
+        config_values.refuse_unread(config, "pruning.control_draws", "only read when a "
+                                    "random control branch runs (e.g. random_reinit)")
     for branch in registered():
         branch.check_config(config, branch.name in listed)
 

@@ -71,6 +71,11 @@ class LearnedSupermask(Branch):
                               f"streamed dataset {config.data.dataset} yet (it has a "
                               "training loop of its own)")
         m = config.supermask
+        if not used:
+            for key in m.keys():
+                config_values.refuse_unread(config, f"supermask.{key}", "only read by the "
+                                            "learned_supermask branch, which no trajectory "
+                                            "runs")
         inits = parse_logit_inits(m.logit_inits)
         if used and not inits:
             raise ConfigError("supermask.logit_inits: the learned_supermask branch needs at "

@@ -34,6 +34,9 @@ class TaskKind:
     trained on (None: unchanged), with `seed_stream` its own stream of data.split_seed.
     describe(source config) -> what a source's description adds ('10%labelled').
     counts_labelled: the source's summary counts the images that keep a label.
+    source_keys: the keys of a source (generation.NAME.*) that only this task and others
+    declaring them read ('rotations', 'labelled_fraction'); set for another task, they
+    are refused (config_schema).
     """
 
     name: str
@@ -42,6 +45,7 @@ class TaskKind:
     seed_stream: int = 0
     describe: Optional[Callable[[Any], list[str]]] = None
     counts_labelled: bool = False
+    source_keys: tuple[str, ...] = ()
 
 
 _REGISTRY: Registry[TaskKind] = Registry("task")
@@ -57,6 +61,10 @@ def unregister(name: str) -> None:
 
 def names() -> tuple[str, ...]:
     return _REGISTRY.names()
+
+
+def kinds() -> tuple[TaskKind, ...]:
+    return tuple(_REGISTRY.values())
 
 
 def get(name: str, key: str = "task") -> TaskKind:
@@ -86,11 +94,12 @@ def _hide_labels(train, source, seed):
 # Seed streams 0-2 select classes, halves and samples (experiment/sources.py).
 register(TaskKind("labels", lambda rotations: LabelsTask()))
 register(TaskKind("shuffled_labels", lambda rotations: LabelsTask(), _shuffle, 3))
-register(TaskKind("rotnet", lambda rotations: RotNetTask(all_rotations=rotations == "all")))
+register(TaskKind("rotnet", lambda rotations: RotNetTask(all_rotations=rotations == "all"),
+                  source_keys=("rotations",)))
 register(TaskKind("exemplar", lambda rotations: ExemplarTask()))
 register(TaskKind("semisup",
                   lambda rotations: SemiSupervisedTask(all_rotations=rotations == "all"),
                   _hide_labels, 4,
                   describe=lambda s: [f"{100 * s.labelled_fraction:g}%labelled"],
-                  counts_labelled=True))
+                  counts_labelled=True, source_keys=("rotations", "labelled_fraction")))
 TASKS = names()  # the built-in names, for messages and tests

@@ -15,6 +15,8 @@ import jax.numpy as jnp
 import optax
 
 OPTIMIZERS = ("sgd", "momentum", "adam", "adamw")
+# train.* keys that only some optimizers read (the rest read learning_rate, weight_decay).
+OPTIMIZER_KEYS = {"momentum": ("momentum", "nesterov")}
 
 
 class _NoState(NamedTuple):

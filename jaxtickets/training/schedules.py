@@ -12,6 +12,8 @@ import jax.numpy as jnp
 import optax
 
 SCHEDULES = ("constant", "step", "cosine")
+# train.* keys that only one schedule reads.
+SCHEDULE_KEYS = {"step": ("decay_at", "decay_factor")}
 
 
 def build_schedule(name: str, base_lr: float, total_steps: int, warmup_steps: int = 0,
