@@ -390,6 +390,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
     if config.data.dataset in STREAMED_CLASSES:
         _validate_streamed(config)
     _check_streamed_only(config)
+    _check_restart_read(config)
     _validate_runtime(config)
 
 
@@ -607,6 +608,18 @@ def _check_color_jitter(config: ml_collections.ConfigDict) -> None:
 
 # Keys only a streamed dataset's pipeline reads (data/pipeline.py, data/augment.py).
 STREAMED_ONLY_KEYS = ("data.image_size", "data.rotation_degrees", "runtime.reader_threads")
+
+
+def _check_restart_read(config: ml_collections.ConfigDict) -> None:
+    """pruning.restart_schedule changes where a run resumed at its rewind point starts
+    its schedule; where every trajectory rewinds to step 0 there is nothing to restart."""
+    rewinds = [("pruning.rewind", config.pruning.rewind)] + [
+        (f"generation.{name}.rewind", s.rewind) for name, s in config.generation.items()
+        if s.rewind is not None]
+    if all(durations.parse(spec, key)[0] == 0 for key, spec in rewinds):
+        config_values.refuse_unread(config, "pruning.restart_schedule", "only read when a "
+                                    "trajectory rewinds later than step 0 (pruning.rewind "
+                                    "or a source's rewind)")
 
 
 def _check_streamed_only(config: ml_collections.ConfigDict) -> None:

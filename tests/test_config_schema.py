@@ -107,6 +107,7 @@ UNREAD = [
     ("pruning.natural_zero_threshold", 1e-3, {}, {"branches": ("ticket", "random_adjusted")},
      "random_adjusted"),
     ("pruning.control_draws", 3, {"branches": ("ticket",)}, {}, "random control"),
+    ("pruning.restart_schedule", True, {}, {"pruning.rewind": "100st"}, "later than step 0"),
     ("data.rotation_degrees", 10.0, {}, IMAGENET, "streamed"),
     ("runtime.reader_threads", 2, {}, IMAGENET, "streamed"),
 ]
