@@ -11,7 +11,8 @@ import sys
 import pytest
 
 from conftest import load_config
-from jaxtickets.command_line import changed_keys, dotted_keys
+from jaxtickets.command_line import CommandLineError, changed_keys, dotted_keys
+from jaxtickets.command_line import load_config as load_config_file
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 CONFIG = f"{ROOT}/configs/mnist_lenet.py:smoke"
@@ -110,3 +111,11 @@ def test_helpconfig_lists_arguments_and_the_keys_set(tmp_path):
     assert "  pruning.levels = 27" in result.stdout  # P2's 27 levels (default 20)
     assert "  seed = " not in result.stdout  # left at its default
     assert not (tmp_path / "w").exists()
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "configs").glob("*.py")), ids=lambda p: p.stem)
+def test_every_shipped_config_refuses_an_unknown_argument_naming_it(path):
+    """Each config's own error names the argument (and what it accepts); the command
+    line keeps that text on its one line."""
+    with pytest.raises(CommandLineError, match=r"^--config=.*:bogus: .*'bogus'"):
+        load_config_file(f"{path}:bogus")
