@@ -53,8 +53,5 @@ class Registry(Generic[T]):
     def __iter__(self) -> Iterator[str]:
         return iter(self._entries)
 
-    def items(self):
-        return self._entries.items()
-
     def values(self):
         return self._entries.values()
