@@ -479,11 +479,11 @@ def _check_recipe_keys(config: ml_collections.ConfigDict) -> None:
     OPTIMIZER_KEYS, training/schedules.py's SCHEDULE_KEYS), set where none reads them."""
     used = {config.train.optimizer} | {s.optimizer for s in config.generation.values()
                                        if s.optimizer is not None}
+    read = {key for name in used for key in OPTIMIZER_KEYS.get(name, ())}
     for name, keys in OPTIMIZER_KEYS.items():
-        for key in keys:
-            if not any(key in OPTIMIZER_KEYS.get(u, ()) for u in used):
-                config_values.refuse_unread(config, f"train.{key}", "only read when "
-                                            f"train.optimizer (or a source's) is {name!r}")
+        for key in set(keys) - read:
+            config_values.refuse_unread(config, f"train.{key}", "only read when "
+                                        f"train.optimizer (or a source's) is {name!r}")
     for name, keys in SCHEDULE_KEYS.items():
         for key in keys:
             if config.train.schedule != name:

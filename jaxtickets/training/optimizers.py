@@ -15,8 +15,9 @@ import jax.numpy as jnp
 import optax
 
 OPTIMIZERS = ("sgd", "momentum", "adam", "adamw")
-# train.* keys that only some optimizers read (the rest read learning_rate, weight_decay).
-OPTIMIZER_KEYS = {"momentum": ("momentum", "nesterov")}
+# train.* keys that only some optimizers read (the rest read learning_rate, weight_decay);
+# train.nesterov has a stricter check of its own (config_schema._validate_train).
+OPTIMIZER_KEYS = {"momentum": ("momentum",)}
 
 
 class _NoState(NamedTuple):

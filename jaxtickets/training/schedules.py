@@ -12,8 +12,9 @@ import jax.numpy as jnp
 import optax
 
 SCHEDULES = ("constant", "step", "cosine")
-# train.* keys that only one schedule reads.
-SCHEDULE_KEYS = {"step": ("decay_at", "decay_factor")}
+# train.* keys that only one schedule reads; train.decay_at is checked on its own, before
+# the sources' (config_schema._validate_train).
+SCHEDULE_KEYS = {"step": ("decay_factor",)}
 
 
 def build_schedule(name: str, base_lr: float, total_steps: int, warmup_steps: int = 0,
