@@ -25,6 +25,8 @@ from typing import Any, Iterator
 import ml_collections
 from absl import flags
 
+from jaxtickets.config_values import value_at
+
 CONFIG_FLAG = "config"
 ARGUMENTS_HEADING = "Arguments after the colon:"
 
@@ -127,17 +129,19 @@ def check_value(dotted: str, kind: type, value: str) -> None:
                                f"{value!r}") from err
 
 
-def check(argv: list[str]) -> None:
+def check(argv: list[str]) -> tuple[Any, ml_collections.ConfigDict] | None:
     """The command line's config file, argument and override keys; raises
-    CommandLineError for the first mistake."""
+    CommandLineError for the first mistake. Returns the loaded (module, config), None
+    without --config (absl reports the missing required flag)."""
     spec = config_spec(argv)
     if spec is None:
-        return  # absl reports the missing required flag
-    _, config = load_config(spec)
+        return None
+    module, config = load_config(spec)
     for dotted, value in overrides(argv):
         kind = check_key(config, dotted)
         if value is not None:
             check_value(dotted, kind, value)
+    return module, config
 
 
 def arguments_text(module) -> str:
@@ -153,31 +157,25 @@ def arguments_text(module) -> str:
 def changed_keys(config: ml_collections.ConfigDict) -> list[tuple[str, Any]]:
     """(dotted key, value) of every key the config sets to other than base_config()'s
     (every key of a ticket source other than source_defaults()'s)."""
-    from jaxtickets.config_schema import base_config, source_defaults
+    from jaxtickets.config_schema import default_of
 
     out = []
-
-    def walk(node, reference, prefix):
-        for key in node.keys():
-            value, name = node[key], prefix + key
-            if name == "generation":
-                for source in value.keys():
-                    walk(value[source], source_defaults(), f"generation.{source}.")
-                continue
-            default = reference[key] if key in reference else None
-            if isinstance(value, ml_collections.ConfigDict):
-                walk(value, default if isinstance(default, ml_collections.ConfigDict)
-                     else ml_collections.ConfigDict(), name + ".")
-            elif key not in reference or value != default:
-                out.append((name, value))
-
-    walk(config, base_config(), "")
+    for name in dotted_keys(config):
+        value = value_at(config, name)
+        if isinstance(value, ml_collections.ConfigDict):
+            continue
+        try:
+            changed = value != default_of(name)
+        except (KeyError, TypeError):  # a key the schema lacks (validate refuses it)
+            changed = True
+        if changed:
+            out.append((name, value))
     return out
 
 
-def help_config(spec: str) -> str:
-    """What --helpconfig prints for `spec`: the arguments and the keys set."""
-    module, config = load_config(spec)
+def help_config(spec: str, module, config: ml_collections.ConfigDict) -> str:
+    """What --helpconfig prints for `spec` (loaded as `module`, giving `config`): the
+    arguments and the keys set."""
     lines = [f"{spec}: {one_line((module.__doc__ or '').strip().splitlines()[0])}"
              if module.__doc__ else spec, ""]
     arguments = arguments_text(module)

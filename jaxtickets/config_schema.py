@@ -200,6 +200,22 @@ def _inherit(kind: type) -> ml_collections.FieldReference:
     return ml_collections.config_dict.placeholder(kind)
 
 
+@functools.lru_cache(maxsize=1)
+def _defaults() -> tuple[dict, dict]:
+    return base_config().to_dict(), source_defaults().to_dict()
+
+
+def default_of(dotted: str) -> Any:
+    """The default of key `dotted` ('pruning.rate'; a ticket source's key
+    'generation.NAME.KEY' has source_defaults()'s). KeyError if there is no such key."""
+    config, source = _defaults()
+    parts = dotted.split(".")
+    node, path = (source, parts[2:]) if parts[0] == "generation" else (config, parts)
+    for part in path:
+        node = node[part]
+    return node
+
+
 def add_source(config: ml_collections.ConfigDict, name: str, **values) -> None:
     """Adds generation source `name` with source_defaults() changed by `values`."""
     source = source_defaults()

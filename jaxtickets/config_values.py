@@ -109,7 +109,8 @@ def legacy_form(data: dict) -> dict:
     return data
 
 
-def _at(config: Any, dotted: str) -> Any:
+def value_at(config: Any, dotted: str) -> Any:
+    """The value of key `dotted` ('pruning.rate') in `config`; a list as a tuple."""
     for part in dotted.split("."):
         config = config[part]
     return tuple(config) if isinstance(config, list) else config
@@ -120,14 +121,9 @@ def refuse_unread(config: Any, dotted: str, reason: str) -> None:
     default although the chosen settings never read it: set but ignored, it would
     silently change nothing. `reason` says what reads it ('only read when
     pruning.method='global'')."""
-    from jaxtickets.config_schema import base_config, source_defaults
+    from jaxtickets.config_schema import default_of
 
-    parts = dotted.split(".")
-    if parts[0] == "generation":
-        default = _at(source_defaults(), ".".join(parts[2:]))
-    else:
-        default = _at(base_config(), dotted)
-    value = _at(config, dotted)
+    value, default = value_at(config, dotted), default_of(dotted)
     if value != default:
         raise ConfigError(f"{dotted}: set to {value!r}, but it is {reason}; leave it at "
                           f"{default!r} or change the setting that reads it")

@@ -137,12 +137,11 @@ def parse_flags(argv: list[str]) -> list[str]:
     from jaxtickets import command_line
 
     try:
-        command_line.check(argv)
+        loaded = command_line.check(argv)
         if f"--{_HELPCONFIG.name}" in argv:
-            spec = command_line.config_spec(argv)
-            if spec is None:
+            if loaded is None:
                 _fail("--helpconfig: give the config with --config=FILE[:ARG]")
-            print(command_line.help_config(spec))
+            print(command_line.help_config(command_line.config_spec(argv), *loaded))
             sys.exit(0)
         return flags.FLAGS(argv)
     except command_line.CommandLineError as err:
