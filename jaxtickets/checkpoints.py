@@ -272,9 +272,13 @@ class StepCheckpoints:
                 raise named from err
             raise
 
-    def latest(self, like: PyTree) -> Optional[tuple[int, PyTree, dict]]:
-        """The newest intact checkpoint, falling back to older ones if it is damaged."""
+    def latest(self, like: PyTree, at_most: Optional[int] = None
+               ) -> Optional[tuple[int, PyTree, dict]]:
+        """The newest intact checkpoint (at step `at_most` or before, if given), falling
+        back to older ones if it is damaged."""
         for step in sorted(self._manager.all_steps(), reverse=True):
+            if at_most is not None and step > at_most:
+                continue
             where = f"step checkpoint {self.step_directory(step)}"
             try:
                 out = self._manager.restore(step, args=ocp.args.Composite(

@@ -162,6 +162,11 @@ def base_config() -> ml_collections.ConfigDict:
     # XLA:CPU's convolution library, 'ynnpack' (XLA's default) or 'eigen' (faster for
     # Conv-2/4/6 here, slower for ResNets: training/xla_cpu.py). Float rounding only.
     c.runtime.cpu_convolutions = "ynnpack"
+    # Independent runs (replicates, a ticket and its controls, ...) trained side by side
+    # as lanes of one program (experiment/lanes.py): 'auto' (as many as the device's
+    # memory holds on an accelerator; 1 on CPU, where lanes are slower), a cap such as
+    # '8', or '1' to train runs one after another. Float rounding only.
+    c.runtime.lanes = "auto"
     return c
 
 
@@ -564,6 +569,20 @@ def _validate_pruning(config: ml_collections.ConfigDict) -> frozenset[str]:
     return present
 
 
+LANES_AUTO = "auto"
+
+
+def parse_lanes(setting) -> int | None:
+    """runtime.lanes as a cap on lanes per group: None for 'auto', else a positive
+    integer (experiment/lanes.py)."""
+    if setting == LANES_AUTO:
+        return None
+    if isinstance(setting, bool) or not str(setting).isdigit() or int(setting) < 1:
+        raise ConfigError(f"runtime.lanes: must be '{LANES_AUTO}' or a positive integer "
+                          f"(1: runs train one after another); got {setting!r}")
+    return int(setting)
+
+
 def _validate_runtime(config: ml_collections.ConfigDict) -> None:
     """runtime.*: settings that change speed, never results."""
     if config.runtime.reader_threads < 0:
@@ -573,6 +592,7 @@ def _validate_runtime(config: ml_collections.ConfigDict) -> None:
         raise ConfigError(f"runtime.steps_per_call: must be >= 1, or 0 to choose by backend "
                           f"and model; got {config.runtime.steps_per_call}")
     check_cpu_convolutions(config.runtime.cpu_convolutions)
+    parse_lanes(config.runtime.lanes)
     if config.runtime.log_every_seconds < 0:
         raise ConfigError(f"runtime.log_every_seconds: must be >= 0, got "
                           f"{config.runtime.log_every_seconds}")

@@ -82,15 +82,15 @@ def test_lenet_vs_torch_benchmark_prints_a_ratio():
     assert row[4] == pytest.approx(row[2] / row[3])
 
 
-def test_vmapped_replicates_train_like_sequential_ones():
-    """The vmap benchmark trains real, independent replicates: after the same steps each
-    stacked replicate matches its sequential twin (same init, mask and batches)."""
-    from bench import vmap_replicates
+def test_lanes_train_like_sequential_runs():
+    """The lanes benchmark trains real, independent runs: after the same steps each
+    lane matches its sequential twin (same init, mask and batches)."""
+    from bench import lanes
 
-    fns = vmap_replicates.variants(n=3, steps=2)
-    fns["vmap"]()
+    fns = lanes.variants("lenet300_100", n=3, steps=2)
+    fns["lanes"]()
     fns["sequential"]()
-    stacked = fns["vmap"].holder["state"]
+    stacked = fns["lanes"].holder["state"]
     for r, state in enumerate(fns["sequential"].holder["states"]):
         a = np.asarray(state.params["hidden_0"]["kernel"])
         b = np.asarray(stacked.params["hidden_0"]["kernel"][r])
@@ -98,8 +98,8 @@ def test_vmapped_replicates_train_like_sequential_ones():
         assert (a[~np.asarray(state.mask["hidden_0"]["kernel"])] == 0).all()
     first, second = (np.asarray(stacked.params["hidden_0"]["kernel"][r]) for r in (0, 1))
     assert not np.allclose(first, second)  # different seeds, different networks
-    row = vmap_replicates.measure(2, 2, 1)
-    assert row[:2] == [2, 2] and row[4] == pytest.approx(row[2] / row[3])
+    row = lanes.measure("lenet300_100", 2, 2, 1)
+    assert row[:3] == ["lenet300_100", 2, 2] and row[5] == pytest.approx(row[3] / row[4])
 
 
 def test_input_pipeline_benchmark_delivers_augmented_batches():

@@ -99,6 +99,9 @@ class Branch:
     fresh_weights: bool = False       # starts from the level and draw's fresh init
     can_train_from_scratch: bool = False
     flops_exact: bool = True          # False: the plan prices it as the evaluation model
+    # Its runs go through Experiment.train, so runtime.lanes can train them side by side
+    # with others (experiment/lanes.py); False for a branch with a loop of its own.
+    trains_in_lanes: bool = True
     description: str = ""
 
     def runs_at(self, level: int) -> bool:

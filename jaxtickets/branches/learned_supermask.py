@@ -23,6 +23,7 @@ def parse_logit_inits(spec: tuple) -> list[float]:
 class LearnedSupermask(Branch):
     name = "learned_supermask"
     description = "a mask learned on theta_0 (per logit init)"
+    trains_in_lanes = False  # supermask/learned.py's own training loop
 
     def runs_at(self, level):
         return level == 0

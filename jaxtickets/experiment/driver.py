@@ -34,9 +34,9 @@ from jaxtickets.config_schema import identity, validate
 from jaxtickets.errors import ConfigError
 from jaxtickets.analysis.correlation import correlation_indicator, kernel_layers
 from jaxtickets.analysis.flops import forward_flops, training_flops
-from jaxtickets.experiment import results, workdir as workdir_lib
-from jaxtickets.experiment.plan import (CONTROL, PRUNE, TICKET, TRAIN, Stage, build_plan,
-                                        level_dir)
+from jaxtickets.experiment import lanes as lanes_lib, results, workdir as workdir_lib
+from jaxtickets.experiment.plan import (CONTROL, PRUNE, TICKET, TRAIN, Stage, StageKey,
+                                        build_plan, level_dir)
 from jaxtickets.experiment.setup import (Schedule, Setup, convert_recipe, describe_rewind,
                                          evaluation_recipe)
 from jaxtickets.experiment.sources import (Source, build_sources, evaluation_name,
@@ -47,9 +47,11 @@ from jaxtickets.sparsity import actions
 from jaxtickets.sparsity import masks as masks_lib
 from jaxtickets.sparsity.pruning import one_shot_rate, prune_global, prune_layerwise
 from jaxtickets.training.compile_clock import CompileClock
-from jaxtickets.training.batches import BatchOrder
+from jaxtickets.training.batches import BatchOrder, device_indices
+from jaxtickets.checkpoints import StepCheckpoints
+from jaxtickets.training.lanes import Lane, schedule_key, stack, train_lanes
 from jaxtickets.training.loop import (Progress, RunPlan, evaluate_untrained, host_copy,
-                                     train_run)
+                                     run_start, train_run)
 from jaxtickets.training.state import fresh_state
 
 PyTree = Any
@@ -88,6 +90,9 @@ class Experiment:
         self._model_setups: dict[Any, Setup] = {}  # other models (setup_with_model)
         self.from_scratch = branches.from_scratch(config)
         self.compile_clock = CompileClock()  # XLA compile seconds of this process
+        # runtime.lanes: how many independent runs may train as one program.
+        self.lane_cap = lanes_lib.lane_cap(config.runtime.lanes, jax.default_backend())
+        self._collecting: Optional[list] = None  # the lanes executor's requests
         self.plan: list[Stage] = build_plan(self)
 
     @property
@@ -140,24 +145,123 @@ class Experiment:
                 workdir_lib.write_config(self.workdir, self.config)
             todo = sum(s.steps for s in self.plan if not s.is_done())
             self.progress = Progress(todo, self.config.runtime.log_every_seconds)
-            rows: list[dict] = []
             self.stages: list[dict] = []  # the cost of every trained run, evaluated or not
             started = time.time()
-            state = None
-            for stage in self.plan:
-                key = stage.key
-                if state is None or (state.source.name, state.replicate) != (
-                        key.source, key.replicate):
-                    state = self._replicate_state(self._source(key.source), key.replicate)
-                rows.extend(self._RUNNERS[stage.kind](self, state, stage))
-                if stage.ends_level:
-                    self._write(rows)
+            rows = self._run_in_order() if self.lane_cap == 1 else self._run_in_waves()
             out = self._write(rows)
             distributed.primary_print(results.format_table(out["rows"]) if len(self.sources) == 1
                   else results.sources_table(self.workdir), flush=True)
             distributed.primary_print(f"done in {time.time() - started:.1f}s; results in "
                   f"{self.workdir / results.RESULTS_FILE}", flush=True)
             return out
+
+    def _run_in_order(self) -> list[dict]:
+        """runtime.lanes = 1: every stage in plan order, every run trained alone."""
+        rows: list[dict] = []
+        state = None
+        for stage in self.plan:
+            key = stage.key
+            if state is None or (state.source.name, state.replicate) != (
+                    key.source, key.replicate):
+                state = self._replicate_state(self._source(key.source), key.replicate)
+            rows.extend(self._RUNNERS[stage.kind](self, state, stage))
+            if stage.ends_level:
+                self._write(rows)
+        return rows
+
+    def _run_in_waves(self) -> list[dict]:
+        """runtime.lanes > 1: the plan in waves of independent stages whose runs train
+        as lanes (experiment/lanes.py); rows and costs are kept in plan order."""
+        states: dict[tuple[str, int], ReplicateState] = {}
+        done: dict[StageKey, tuple[list[dict], list[dict]]] = {}  # rows, costs
+
+        def state_of(stage: Stage) -> ReplicateState:
+            key = (stage.key.source, stage.key.replicate)
+            if key not in states:
+                states[key] = self._replicate_state(self._source(key[0]), key[1])
+            return states[key]
+
+        def run(stage: Stage) -> None:
+            first = len(self.stages)
+            rows = self._RUNNERS[stage.kind](self, state_of(stage), stage)
+            done[stage.key] = (rows, self.stages[first:])
+            del self.stages[first:]
+
+        def in_plan_order() -> list[dict]:
+            ran = [done[s.key] for s in self.plan if s.key in done]
+            self.stages = [cost for _, costs in ran for cost in costs]
+            return [row for rows, _ in ran for row in rows]
+
+        queues = lanes_lib.stage_queues(self.plan)
+        while any(queues.values()):
+            wave = lanes_lib.next_wave(queues, set(done))
+            for stage in wave:
+                if stage.kind == PRUNE:
+                    run(stage)
+            trains = [s for s in wave if s.kind != PRUNE]
+            self._train_as_lanes(self._collect(trains, state_of))
+            for stage in trains:
+                run(stage)
+            self._write(in_plan_order())
+        return in_plan_order()
+
+    def _collect(self, stages: list[Stage], state_of) -> list[lanes_lib.TrainRequest]:
+        """The runs the stages would train, found by running each stage with
+        Experiment.train collecting (Deferred ends the stage at its first unfinished
+        run). What a stage does before it (drawing and storing a mask, building the
+        level's context) is done again alike in the stage's own turn."""
+        requests: list[lanes_lib.TrainRequest] = []
+        self._collecting = requests
+        try:
+            for stage in stages:
+                if stage.is_done() or (stage.kind == CONTROL and not branches.get(
+                        stage.key.branch).trains_in_lanes):
+                    continue
+                first = len(self.stages)
+                try:
+                    self._RUNNERS[stage.kind](self, state_of(stage), stage)
+                except lanes_lib.Deferred:
+                    pass
+                del self.stages[first:]
+        finally:
+            self._collecting = None
+        return requests
+
+    def _train_as_lanes(self, requests: list[lanes_lib.TrainRequest]) -> None:
+        """Trains the requested runs that can share a program in groups of lanes and
+        writes each one's outputs; a run left without a partner trains in its turn."""
+        buckets: dict[tuple, list] = {}
+        for request in requests:
+            if lanes_lib.lane_capable(request):
+                plan, state, order, capture = self._prepared(request)
+                key = (id(request.setup), plan.start_step, plan.end_step, plan.capture_step)
+                buckets.setdefault(key, []).append((request, plan, state, order, capture))
+        keyed, sizes = [], {}
+        for key, runs in buckets.items():
+            starts = common_start([(plan, state) for _, plan, state, _, _ in runs])
+            lanes = [Lane(plan, order, start, capture)
+                     for (_, plan, _, order, capture), start in zip(runs, starts)]
+            sizes[key] = self._lanes_that_fit(runs[0][0].setup, lanes[0])
+            keyed.extend((key, (run[0], lane)) for run, lane in zip(runs, lanes))
+        for group in lanes_lib.groups(keyed, sizes):
+            if len(group) < 2:
+                continue
+            setup = group[0][0].setup
+            outcomes = train_lanes([lane for _, lane in group], setup.steps, setup.train,
+                                   setup.validation, setup.test, setup.eval_batch,
+                                   self.progress)
+            for (request, _), outcome in zip(group, outcomes):
+                self._finish(request, outcome)
+
+    def _lanes_that_fit(self, setup: Setup, lane: Lane) -> int:
+        """runtime.lanes' cap, lowered to what the device's memory holds."""
+        if self.lane_cap == 1 or jax.default_backend() == "cpu":
+            return self.lane_cap
+        mesh = setup.steps.mesh
+        idx = np.zeros((1, setup.steps.steps_per_call, setup.recipe.batch_size), np.int32)
+        fit = lanes_lib.memory_fit(setup.steps, stack([lane.start.state], mesh), setup.train,
+                                   device_indices(idx, mesh, 2))
+        return self.lane_cap if fit is None else min(self.lane_cap, fit)
 
     def _write(self, rows: list[dict]) -> dict:
         """Writes the rows computed so far (results.write_merged keeps those of stages
@@ -432,34 +536,59 @@ class Experiment:
                start: tuple[PyTree, int], mask: PyTree, replicate: int,
                capture_path, values: PyTree = None) -> tuple[dict, PyTree]:
         """Trains one run (or loads it if finished); returns its summary and final weights.
-        `values` is the value mask of a mask-0 action (None: the mask itself)."""
+        `values` is the value mask of a mask-0 action (None: the mask itself). While the
+        lanes executor collects a wave's runs, records the run and raises Deferred."""
         weights, start_step = start
-        metrics_path = run_dir / "metrics.json"
-        final_path = run_dir / "final"
+        finished = self._finished(run_dir, weights)
+        if finished is not None:
+            return finished
+        request = lanes_lib.TrainRequest(setup, run_dir, label, weights, start_step, mask,
+                                         replicate, capture_path, values)
+        if self._collecting is not None:
+            self._collecting.append(request)
+            raise lanes_lib.Deferred(str(run_dir))
+        plan, state, order, capture = self._prepared(request)
+        outcome = train_run(plan, state, setup.steps, setup.train, order, setup.validation,
+                            setup.test, setup.eval_batch, self.progress, capture)
+        return self._finish(request, outcome)
+
+    @staticmethod
+    def _finished(run_dir: pathlib.Path, like: PyTree) -> Optional[tuple[dict, PyTree]]:
+        """A finished run's summary and final weights; None if it has not finished."""
+        metrics_path, final_path = run_dir / "metrics.json", run_dir / "final"
         if metrics_path.exists() and checkpoints.exists(final_path):
             return (checkpoints.read_json(metrics_path)["summary"],
-                    checkpoints.load_tree(final_path, weights))
-        state = self.device_state(setup, weights, mask, start_step, replicate, values)
-        plan = RunPlan(label, run_dir, start_step, setup.schedule.total,
+                    checkpoints.load_tree(final_path, like))
+        return None
+
+    def _prepared(self, request: lanes_lib.TrainRequest):
+        """(plan, fresh train state, batch order, capture callback) of a run."""
+        setup, r = request.setup, request
+        state = self.device_state(setup, r.weights, r.mask, r.start_step, r.replicate,
+                                  r.values)
+        plan = RunPlan(r.label, r.run_dir, r.start_step, setup.schedule.total,
                        setup.schedule.eval_every, setup.schedule.checkpoint_every,
-                       setup.schedule.rewind if capture_path else None)
+                       setup.schedule.rewind if r.capture_path else None)
 
         def capture(s):
-            checkpoints.save_tree(capture_path, {"params": host_copy(s.params),
-                                                 "batch_stats": host_copy(s.batch_stats)})
+            checkpoints.save_tree(r.capture_path, {"params": host_copy(s.params),
+                                                   "batch_stats": host_copy(s.batch_stats)})
 
         order = BatchOrder(len(setup.splits.train), setup.recipe.batch_size,
-                           self.seed(replicate, DATA_STREAM))
-        outcome = train_run(plan, state, setup.steps, setup.train, order, setup.validation,
-                            setup.test, setup.eval_batch, self.progress,
-                            capture if capture_path else None)
+                           self.seed(r.replicate, DATA_STREAM))
+        return plan, state, order, capture if r.capture_path else None
+
+    def _finish(self, request: lanes_lib.TrainRequest, outcome) -> tuple[dict, PyTree]:
+        """Writes a trained run's final weights and metrics.json; its summary and final."""
         final = {"params": host_copy(outcome.state.params),
                  "batch_stats": host_copy(outcome.state.batch_stats)}
-        checkpoints.save_tree(final_path, final)
-        summary = {**outcome.summary(), "start_step": start_step,
-                   "train_steps": setup.schedule.total - start_step,
-                   "init_final_correlation": start_final_correlation(weights, final, mask)}
-        checkpoints.write_json(metrics_path, {"summary": summary, "history": outcome.history})
+        checkpoints.save_tree(request.run_dir / "final", final)
+        summary = {**outcome.summary(), "start_step": request.start_step,
+                   "train_steps": request.setup.schedule.total - request.start_step,
+                   "init_final_correlation": start_final_correlation(request.weights, final,
+                                                                     request.mask)}
+        checkpoints.write_json(request.run_dir / "metrics.json",
+                               {"summary": summary, "history": outcome.history})
         return summary, final
 
     def device_state(self, setup: Setup, weights: PyTree, mask: PyTree, step: int,
@@ -475,6 +604,8 @@ class Experiment:
         metrics_path = run_dir / "metrics.json"
         if metrics_path.exists():
             return checkpoints.read_json(metrics_path)["summary"]
+        if self._collecting is not None:  # evaluated in the stage's own turn
+            raise lanes_lib.Deferred(str(run_dir))
         state = self.device_state(setup, weights, mask, 0, replicate)
         outcome = evaluate_untrained(state, setup.steps, setup.validation, setup.test,
                                      setup.eval_batch)
@@ -509,6 +640,23 @@ class Experiment:
                if values is not None else {}),
             **summary,
         }
+
+
+def common_start(runs: list[tuple[RunPlan, Any]]) -> list:
+    """Where each run of a lanes bucket starts: the latest step checkpoint that all of
+    them have (their plan's start if none). A kill while a group saved its lanes' step
+    checkpoints one by one leaves some a checkpoint ahead; resuming all at the common
+    step makes the same groups as the uninterrupted run (on CPU, a convolution's float
+    rounding depends on the lanes beside it), so the rows come out the same."""
+    stores = [StepCheckpoints(plan.directory / "steps") for plan, _ in runs]
+    starts = [run_start(plan, state, store) for (plan, state), store in zip(runs, stores)]
+    while len({start.step for start in starts}) > 1:
+        common = min(start.step for start in starts)
+        starts = [start if start.step == common else run_start(plan, state, store, common)
+                  for start, (plan, state), store in zip(starts, runs, stores)]
+    for store in stores:
+        store.close()
+    return starts
 
 
 def start_final_correlation(start: PyTree, final: PyTree, mask: PyTree) -> float:

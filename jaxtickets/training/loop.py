@@ -206,6 +206,29 @@ def train_call(state: TrainState, steps: CompiledSteps, train, order: BatchOrder
     return state, out, count
 
 
+@dataclasses.dataclass
+class RunStart:
+    """Where a run starts: its plan's start, or its latest step checkpoint (with the
+    evaluation history and elapsed time saved beside it)."""
+
+    step: int
+    state: TrainState
+    history: list[dict]
+    wall_seconds: float
+    resumed: bool
+
+
+def run_start(plan: RunPlan, state: TrainState, checkpoints: StepCheckpoints,
+              at_most: Optional[int] = None) -> RunStart:
+    """`state` at plan.start_step, unless the run has a step checkpoint to resume from
+    (at step `at_most` or before, if given: lanes resume a group at a common step)."""
+    resumed = checkpoints.latest(state, at_most)
+    if resumed is None:
+        return RunStart(plan.start_step, state, [], 0.0, False)
+    step, state, meta = resumed
+    return RunStart(step, state, meta["history"], meta["wall_seconds"], True)
+
+
 def train_run(plan: RunPlan, state: TrainState, steps: CompiledSteps, train: DeviceSplit,
               order: BatchOrder, validation: DeviceSplit, test: DeviceSplit,
               eval_batch: int, progress: Progress,
@@ -217,23 +240,17 @@ def train_run(plan: RunPlan, state: TrainState, steps: CompiledSteps, train: Dev
     An empty `validation` (data.validation_size = 0) is not evaluated: its metrics are
     None and early stopping takes the last evaluation (early_stop_basis)."""
     checkpoints = StepCheckpoints(plan.directory / "steps")
-    history: list[dict] = []
-    wall = 0.0
-    resumed = checkpoints.latest(state)
-    if resumed is not None:
-        step, state, meta = resumed
-        history, wall = meta["history"], meta["wall_seconds"]
+    start = run_start(plan, state, checkpoints)
+    step, state, history = start.step, start.state, start.history
+    if start.resumed:
         progress.update(plan.label, step, plan.end_step, step - plan.start_step, {},
                         force=True)
-    else:
-        step = plan.start_step
-        if on_capture is not None and plan.capture_step == step:
-            on_capture(state)
-    log = RunLog(plan.directory, step if resumed is not None else None)
+    elif on_capture is not None and plan.capture_step == step:
+        on_capture(state)
+    log = RunLog(plan.directory, step if start.resumed else None)
     remaining, total = remaining_and_total(state.mask)
-    started = time.time() - wall
-    interval = {"loss_sum": 0.0, "correct": 0, "count": 0, "steps": 0,
-                    "start": time.time()}
+    started = time.time() - start.wall_seconds
+    interval = new_interval()
     streamed = streamed_batches(train, steps, order, step, plan.end_step)
     for stop in _stops(plan):
         if stop <= step:
@@ -254,13 +271,8 @@ def train_run(plan: RunPlan, state: TrainState, steps: CompiledSteps, train: Dev
             record = _evaluate_all(state, steps, validation, test, eval_batch, interval,
                                    order.batch_size, step, plan.label)
             history.append(record)
-            log.write({**record, "density": remaining / total,
-                       "steps_per_second": interval["steps"] / max(
-                           time.time() - interval["start"], 1e-9),
-                       **({"learning_rate": float(steps.learning_rate(step))}
-                          if steps.learning_rate is not None else {})})
-            interval = {"loss_sum": 0.0, "correct": 0, "count": 0, "steps": 0,
-                    "start": time.time()}
+            log.write(log_entry(record, remaining / total, interval, steps))
+            interval = new_interval()
             progress.update(plan.label, step, plan.end_step, 0, record,
                             force=step == plan.end_step)
         if step % plan.checkpoint_every == 0 and step < plan.end_step:
@@ -272,6 +284,11 @@ def train_run(plan: RunPlan, state: TrainState, steps: CompiledSteps, train: Dev
         raise ValueError(f"{plan.label}: the run has no training steps "
                          f"(start {plan.start_step}, end {plan.end_step})")
     return RunOutcome(state, history, time.time() - started)
+
+
+def new_interval() -> dict:
+    """The training metrics summed between two evaluations."""
+    return {"loss_sum": 0.0, "correct": 0, "count": 0, "steps": 0, "start": time.time()}
 
 
 def _add_chunk_metrics(interval: dict, pending: list[tuple[dict, int]]) -> None:
@@ -307,11 +324,11 @@ class DivergenceError(FloatingPointError):
     """Training produced NaN or Inf; the stage stops before writing anything."""
 
 
-def check_finite(state: TrainState, train_loss: float, step: int, interval_steps: int,
+def check_finite(params, train_loss: float, step: int, interval_steps: int,
                  steps: CompiledSteps, label: str) -> None:
     """Raises DivergenceError naming the step window, the first bad layer and the LR."""
     bad_layers = [jax.tree_util.keystr(path) for path, leaf in
-                  jax.tree_util.tree_flatten_with_path(state.params)[0]
+                  jax.tree_util.tree_flatten_with_path(params)[0]
                   if not bool(np.isfinite(to_host(leaf)).all())]
     if math.isfinite(train_loss) and not bad_layers:
         return
@@ -327,14 +344,32 @@ def check_finite(state: TrainState, train_loss: float, step: int, interval_steps
 
 def _evaluate_all(state, steps, validation, test, eval_batch, interval, batch_size, step,
                   label) -> dict:
-    train_loss = interval["loss_sum"] / max(interval["steps"], 1)
-    check_finite(state, train_loss, step, interval["steps"], steps, label)
+    check_finite(state.params, mean_train_loss(interval), step, interval["steps"], steps,
+                 label)
     val = evaluate_if_any(state, steps, validation, eval_batch)
     tst = evaluate(state, steps, test, eval_batch)
-    return {"step": step, "train_loss": train_loss,
+    return evaluation_record(step, interval, val, tst)
+
+
+def mean_train_loss(interval: dict) -> float:
+    return interval["loss_sum"] / max(interval["steps"], 1)
+
+
+def evaluation_record(step: int, interval: dict, val: dict, tst: dict) -> dict:
+    """One entry of a run's history: training metrics since the last evaluation, and
+    the validation and test metrics at `step`."""
+    return {"step": step, "train_loss": mean_train_loss(interval),
             "train_accuracy": interval["correct"] / max(interval["count"], 1),
             "validation_loss": val["loss"], "validation_accuracy": val["accuracy"],
             "test_loss": tst["loss"], "test_accuracy": tst["accuracy"]}
+
+
+def log_entry(record: dict, density: float, interval: dict, steps: CompiledSteps) -> dict:
+    """What the run log (training/run_log.py) gets at an evaluation."""
+    return {**record, "density": density,
+            "steps_per_second": interval["steps"] / max(time.time() - interval["start"], 1e-9),
+            **({"learning_rate": float(steps.learning_rate(record["step"]))}
+               if steps.learning_rate is not None else {})}
 
 
 def host_copy(tree):

@@ -67,6 +67,10 @@ class CompiledSteps:
     steps_per_call: int
     traces: dict[str, int]
     learning_rate: Optional[Callable[[int], Any]] = None  # for diagnostics only
+    # Lanes (training/lanes.py): the same chunk and evaluation over states stacked on a
+    # leading lane axis, each lane with its own batch indices; data shared.
+    train_lanes: Optional[Callable[..., tuple[TrainState, dict]]] = None
+    eval_lanes: Optional[Callable[..., dict]] = None
 
 
 def apply_model(model: nn.Module, params, batch_stats, x, train: bool, rng):
@@ -88,7 +92,7 @@ def make_steps(model: nn.Module, tx: optax.GradientTransformationExtraArgs,
     """The compiled steps. `fsdp`: the train state stays sharded over the data axis
     (parallel.state_shardings) between steps; XLA gathers what each layer needs.
     `cpu_convolutions`: the library of XLA:CPU's convolutions (training/xla_cpu.py)."""
-    traces = {"train": 0, "eval": 0}
+    traces = {"train": 0, "eval": 0, "train_lanes": 0, "eval_lanes": 0}
     task = task or LabelsTask()
     rep = replicated(mesh)
 
@@ -149,11 +153,22 @@ def make_steps(model: nn.Module, tx: optax.GradientTransformationExtraArgs,
 
     def train_chunk(state: TrainState, images, labels, chunk_idx, num_active):
         traces["train"] += 1
+        return laid_out(*chunk_of(state, images, labels, chunk_idx, num_active))
+
+    def train_lanes(states: TrainState, images, labels, chunk_idx, num_active):
+        """`chunk_of` vmapped over lanes: states [lanes, ...], chunk_idx [lanes, chunk,
+        batch]; the data and the number of steps taken are shared."""
+        traces["train_lanes"] += 1
+        return jax.vmap(chunk_of, in_axes=(0, None, None, 0, None))(
+            states, images, labels, chunk_idx, num_active)
+
+    def chunk_of(state: TrainState, images, labels, chunk_idx, num_active):
+        """Up to chunk_idx.shape[0] steps: the first `num_active` of them are taken."""
         if chunk_idx.shape[0] == 1:  # no loop: XLA:CPU runs convolutions inside a
             del num_active           # while loop (scan) about 13x slower than outside.
             state, metrics = one_step(state, images, labels, chunk_idx[0])
-            return laid_out(state, {"losses": metrics["loss"][None],
-                                    "correct": metrics["correct"], "count": metrics["count"]})
+            return state, {"losses": metrics["loss"][None], "correct": metrics["correct"],
+                           "count": metrics["count"]}
 
         def body(state, xs):
             i, batch_idx = xs
@@ -167,15 +182,26 @@ def make_steps(model: nn.Module, tx: optax.GradientTransformationExtraArgs,
         state, metrics = jax.lax.scan(body, state, (steps, chunk_idx))
         # Per-step losses go back to the host, which sums them in one fixed order whatever
         # the chunk length (runtime.steps_per_call must never change a logged number).
-        return laid_out(state, {"losses": metrics["loss"], "correct": metrics["correct"].sum(),
-                                "count": metrics["count"].sum()})
+        return state, {"losses": metrics["loss"], "correct": metrics["correct"].sum(),
+                       "count": metrics["count"].sum()}
 
     def eval_batch(params, batch_stats, mask, images, labels, idx, weights):
         raw = jax.lax.with_sharding_constraint(images[idx], batch_sharded(mesh))
         return eval_on(params, batch_stats, mask, raw, labels[idx], weights)
 
+    def eval_lanes(params, batch_stats, mask, images, labels, idx, weights):
+        """eval_batch vmapped over the lanes' (params, batch stats, mask): one call
+        evaluates every lane on the same examples."""
+        traces["eval_lanes"] += 1
+        raw = jax.lax.with_sharding_constraint(images[idx], batch_sharded(mesh))
+        return jax.vmap(evaluated, in_axes=(0, 0, 0, None, None, None))(
+            params, batch_stats, mask, raw, labels[idx], weights)
+
     def eval_on(params, batch_stats, mask, raw, batch_labels, weights):
         traces["eval"] += 1
+        return evaluated(params, batch_stats, mask, raw, batch_labels, weights)
+
+    def evaluated(params, batch_stats, mask, raw, batch_labels, weights):
         x, targets = task.eval_inputs(raw, batch_labels, input_spec)
         logits, _ = forward(params, batch_stats, mask, x, False, jax.random.PRNGKey(0))
         losses, right = task.eval_metrics(logits, targets)
@@ -199,4 +225,6 @@ def make_steps(model: nn.Module, tx: optax.GradientTransformationExtraArgs,
         train_streamed=jax.jit(train_streamed, donate_argnums=(0,), **outs, **options),
         eval_streamed=jax.jit(eval_on, out_shardings=rep, **options),
         mesh=mesh, steps_per_call=steps_per_call, traces=traces,
-        learning_rate=learning_rate)
+        learning_rate=learning_rate,
+        train_lanes=jax.jit(train_lanes, donate_argnums=(0,), **outs, **options),
+        eval_lanes=jax.jit(eval_lanes, out_shardings=rep, **options))
