@@ -3,9 +3,9 @@ rows of the same runs trained one after another, compile once per lane count, an
 resume after a kill in the middle of a group to the rows of an uninterrupted run.
 
 Tolerances. A lane computes what the run alone computes, but XLA may sum a batched
-matmul in another order. After the first 100 steps the two agree to float precision
-(measured: relative differences of losses at most 8e-6 over every first evaluation of
-the runs whose masks agree; bound 1e-5). Over whole runs the differences grow
+matmul in another order. After the first 100 steps of a run whose mask and start
+agree, the losses agree to float precision (measured: relative differences typically
+1e-7, at most 7.7e-6 over the runs of the four experiments below; bound 5e-5). Over whole runs the differences grow
 chaotically (Adam amplifies them) and can tip a pruning tie, as with 8 devices
 against one (tests/test_experiment.py). Measured on the four experiments below: final
 test accuracies differ by at most 0.001 (bound 0.01), test losses by 2.5% relative
@@ -37,7 +37,7 @@ from jaxtickets.training.loop import RunPlan
 ACCURACY_TOLERANCE = 0.01   # fraction of the test set
 EARLY_STOP_TOLERANCE = 0.02  # the early-stop evaluation may flip between two
 LOSS_TOLERANCE = 0.1        # relative
-FIRST_EVALUATION_TOLERANCE = 1e-5  # relative, after the first 100 steps
+FIRST_EVALUATION_TOLERANCE = 5e-5  # relative, after the first 100 steps
 EXACT_KEYS = ("density", "remaining_weights", "prunable_weights", "train_steps",
               "start_step", "examples_seen", "evaluation")
 
@@ -82,7 +82,8 @@ def imp(tmp_path_factory):
 def test_imp_replicates_and_random_reinit_match_sequential(imp):
     results, workdirs = imp
     _assert_rows_match(results["1"], results["4"])
-    for run in ("replicate_0/level_00/ticket", "replicate_1/level_01/random_reinit"):
+    for run in [f"replicate_{r}/level_0{level}/{branch}" for r in (0, 1)
+                for level, branch in ((0, "ticket"), (1, "ticket"), (1, "random_reinit"))]:
         a, b = (_first_evaluations(workdirs[k], run) for k in ("1", "4"))
         for key in ("train_loss", "validation_loss", "test_loss"):
             assert b[key] == pytest.approx(a[key], rel=FIRST_EVALUATION_TOLERANCE), (run, key)
