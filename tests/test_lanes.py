@@ -95,9 +95,8 @@ def test_lanes_run_compiles_once_per_lane_count(imp):
     4-lane program reused by both levels (masks are traced, never constants)."""
     results, _ = imp
     compiled = results["4"]["compilations"]
-    assert compiled["train"] == 0 and compiled["eval"] == 0
-    assert compiled["train_lanes"] == 2 and compiled["eval_lanes"] == 2
-    assert results["1"]["compilations"]["train_lanes"] == 0
+    assert compiled == {"train": 0, "eval": 0, "train_lanes": 2, "eval_lanes": 2}
+    assert results["1"]["compilations"] == {"train": 1, "eval": 1}
 
 
 def test_one_shot_levels_match_sequential(tmp_path_factory):
@@ -173,7 +172,8 @@ def test_eight_emulated_devices_with_lanes_match_one(imp, tmp_path):
     assert "using 6 of them" in done.stderr
     eight = json.loads((tmp_path / "eight" / "results.json").read_text())
     _assert_rows_match(results["4"], eight)
-    assert eight["compilations"]["train_lanes"] == 2 and eight["compilations"]["train"] == 0
+    assert eight["compilations"] == {"train": 0, "eval": 0, "train_lanes": 2,
+                                     "eval_lanes": 2}
 
 
 # ---- the pieces ------------------------------------------------------------------------

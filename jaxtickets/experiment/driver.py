@@ -273,7 +273,9 @@ class Experiment:
         for setup in setups.values():
             for kind, count in setup.steps.traces.items():
                 traces[kind] = traces.get(kind, 0) + count
-        extra = {"compilations": traces,
+        # The lanes' programs are listed when some run trained as a lane.
+        extra = {"compilations": {kind: n for kind, n in traces.items()
+                                  if n or kind in ("train", "eval")},
                  "compile_seconds": self.compile_clock.summary(),
                  "rewind": describe_rewind(self.evaluation),
                  "total_steps": self.schedule.total,
