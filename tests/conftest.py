@@ -5,8 +5,10 @@ from __future__ import annotations
 import importlib.util
 import os
 import pathlib
+import signal
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -119,6 +121,21 @@ def run_cli(workdir: pathlib.Path, *flags: str, env: dict | None = None,
         [sys.executable, "-m", "jaxtickets.main", f"--config={config}",
          f"--workdir={workdir}", *flags],
         cwd=ROOT, env=full_env, capture_output=True, text=True, timeout=600)
+
+
+def kill_at(workdir: pathlib.Path, marker: str, *flags: str, poll: float = 0.05) -> None:
+    """Runs the smoke config's command line and SIGKILLs it as soon as `marker` (a path
+    in the workdir, e.g. a step checkpoint) exists; fails if it never appears."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "jaxtickets.main", "--config=configs/mnist_lenet.py:smoke",
+         f"--workdir={workdir}", *flags], cwd=ROOT, stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL)
+    deadline = time.time() + 300
+    while not (workdir / marker).exists() and time.time() < deadline and proc.poll() is None:
+        time.sleep(poll)
+    assert (workdir / marker).exists(), f"the run never wrote {marker}"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
 
 
 def comparable_rows(results: dict) -> list[dict]:

@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
 
 import numpy as np
 import pytest
 
-from conftest import ROOT, comparable_rows, run_cli, smoke_config
+from conftest import comparable_rows, kill_at, run_cli, smoke_config
 from jaxtickets import checkpoints
 from jaxtickets.experiment.driver import Experiment, run_experiment
 
@@ -85,17 +83,7 @@ def _leaves(tree):
 def test_killed_run_resumes_to_identical_results(smoke_run, tmp_path):
     _, uninterrupted = smoke_run
     workdir = tmp_path / "killed"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "jaxtickets.main", "--config=configs/mnist_lenet.py:smoke",
-         f"--workdir={workdir}"], cwd=ROOT, stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL)
-    marker = workdir / "replicate_0" / "level_01" / "ticket" / "steps" / "100"
-    deadline = time.time() + 300
-    while not marker.exists() and time.time() < deadline and proc.poll() is None:
-        time.sleep(0.05)
-    assert marker.exists(), "the run never reached level 1's first step checkpoint"
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    kill_at(workdir, "replicate_0/level_01/ticket/steps/100")
     assert not (workdir / "results.json").exists() or json.loads(
         (workdir / "results.json").read_text())["rows"] != uninterrupted["rows"]
     done = run_cli(workdir)

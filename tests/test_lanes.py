@@ -17,15 +17,11 @@ evaluation flipped between two whose validation losses were within that noise (b
 from __future__ import annotations
 
 import json
-import signal
-import subprocess
-import sys
-import time
 
 import numpy as np
 import pytest
 
-from conftest import ROOT, comparable_rows, run_cli, smoke_config, with_overrides
+from conftest import comparable_rows, kill_at, run_cli, smoke_config, with_overrides
 from jaxtickets import checkpoints
 from jaxtickets.config_schema import add_source, parse_lanes, validate
 from jaxtickets.errors import ConfigError
@@ -140,17 +136,7 @@ def test_kill_in_the_middle_of_a_group_resumes_to_the_same_rows(imp, tmp_path):
     results, _ = imp
     workdir = tmp_path / "killed"
     flags = ["--config.num_replicates=2", "--config.runtime.lanes=4"]
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "jaxtickets.main", "--config=configs/mnist_lenet.py:smoke",
-         f"--workdir={workdir}", *flags], cwd=ROOT, stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL)
-    marker = workdir / "replicate_0" / "level_01" / "ticket" / "steps" / "100"
-    deadline = time.time() + 300
-    while not marker.exists() and time.time() < deadline and proc.poll() is None:
-        time.sleep(0.01)
-    assert marker.exists(), "the run never reached level 1's first step checkpoint"
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    kill_at(workdir, "replicate_0/level_01/ticket/steps/100", *flags, poll=0.01)
     assert not (workdir / "replicate_1" / "level_01" / "random_reinit" / "metrics.json"
                 ).exists()
     done = run_cli(workdir, *flags)
