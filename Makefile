@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install demo test test-slow prepare-data accelerator-check clean
+.PHONY: install demo test test-fast test-slow docs prepare-data accelerator-check clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -20,6 +20,15 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest -q
+
+# The inner loop (under 3 minutes on 2 cores): unit tests and one end-to-end smoke run,
+# the tests marked `fast` (tests/conftest.py lists them). `make test` runs them too.
+test-fast: $(STAMP)
+	$(PY) -m pytest -q -m 'fast and not slow'
+
+# The documentation site (mkdocs.yml, docs/) into site/; warnings fail the build.
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(PY) -m mkdocs build --strict --site-dir site
 
 # Import the offline MNIST and CIFAR-10 copies into a TFDS data dir (used by full-size runs).
 DATA_SRC ?= ../shared/data

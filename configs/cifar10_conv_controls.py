@@ -6,7 +6,7 @@ Command (prepare CIFAR-10 into a TFDS data dir once: `make prepare-data`):
   python -m jaxtickets.main --config=configs/cifar10_conv_controls.py:conv4 \
       --workdir=runs/conv4_controls --config.data.data_dir=DATA_DIR
   python -m jaxtickets.analysis.supermask_table --workdir runs/conv4_controls
-Hardware: a GPU (19 trajectories x 9 runs of 5,000 steps); on this CPU a Conv-4 step
+Hardware: a GPU (19 trajectories x 9 runs of 5,000 steps); on a 2-core CPU a Conv-4 step
   takes ~0.1 s, i.e. ~2 days. `:conv4,smoke` runs in minutes on 2,000 images.
 Expected (P4 Table 1, Conv2/4/6): mask x initial weights 22.3/23.7/24.0%, signed
   constant 37.4/39.7/41.0%, learned mask 64.4/65.4/65.3%, trained 69.2/75.4/78.3%

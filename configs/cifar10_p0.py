@@ -4,7 +4,7 @@ against P1's random ticket and P0's random-adjusted baseline, 30 levels of globa
 labels and RotNet tickets also randomly reinitialized (P0 Sec. 3.2, Tables 2-3, Fig. 4,
 App. F, App. G).
 
-Commands (prepare CIFAR-10 in TFDS once, see README; one source per workdir runs in
+Commands (prepare CIFAR-10 in TFDS once, see docs/data.md; one source per workdir runs in
 parallel on several machines, or all in one):
   python -m jaxtickets.main --config=configs/cifar10_p0.py:resnet18 --workdir=runs/p0_resnet18
   python -m jaxtickets.main --config=configs/cifar10_p0.py:vgg19,rotnet --workdir=runs/p0_vgg19_rotnet

@@ -3,10 +3,10 @@ FC 64-64), tickets generated on labels, RotNet, Exemplar, S4L semi-supervision,
 shuffled labels, 10% of the samples and half of the classes, each evaluated by
 training on full CIFAR-10 labels, against P1's random ticket (P0 Tables 2-3 layout).
 
-Command (prepare the TFDS data once, see README):
+Command (prepare the TFDS data once, see docs/data.md):
   python -m jaxtickets.main --config=configs/cifar10_sources.py --workdir=runs/cifar10_sources
   python -m jaxtickets.report --workdir runs/cifar10_sources --out runs/cifar10_sources/report
-Hardware: this 2-core CPU, where XLA's convolutions make every step ~50-100 ms.
+Hardware: a 2-core CPU, where XLA's convolutions make every step ~50-100 ms.
 Time: 4,295 s for the 2-replicate run (sharing the CPU with another job).
 Expected: nothing from the papers at this scale (P0 Tables 2-3 are ResNet-18/VGG-19 for
   160 epochs: rotnet close to labels, both far above random below 10% remaining).

@@ -1,6 +1,6 @@
 r"""P0 on ImageNet: tickets generated without labels (RotNet, Exemplar) or with them,
 evaluated by training on full ImageNet labels against P1's random ticket, 30 levels of
-global pruning (P0 Sec. 3.2-4.1, Tables 4-5, App. A; the DIGEST's ImageNet rows).
+global pruning (P0 Sec. 3.2-4.1, Tables 4-5, App. A).
 
 Commands (imagenet2012 prepared in TFDS; one source per workdir can run on its own slice):
   python -m jaxtickets.main --config=configs/imagenet_rotnet.py --workdir=runs/imagenet_rotnet

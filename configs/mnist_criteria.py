@@ -2,11 +2,11 @@ r"""P4 Figs. 3-5 at CPU scale: LeNet-300-100 on MNIST, one iterative pruning tra
 per mask criterion, per mask-1 action and per mask-0 action, with P4 Sec. 5's
 supermask evaluations of every mask on the untrained network.
 
-Command (prepare the TFDS data once, see README):
+Command (prepare the TFDS data once, see docs/data.md):
   python -m jaxtickets.main --config=configs/mnist_criteria.py --workdir=runs/mnist_criteria \
       --config.data.data_dir=DATA_DIR
   python -m jaxtickets.report --workdir runs/mnist_criteria --out runs/mnist_criteria/report
-Hardware: this 2-core CPU. Time: see the README (P4 controls section); `:smoke` runs in
+Hardware: a 2-core CPU. Time: docs/papers/p4_deconstructing.md; `:smoke` runs in
   about two minutes on the embedded subset.
 Expected (P4's orderings at about 5% remaining): large_final and
   magnitude_increase above random, small_final and small_init below it; reshuffle and

@@ -1,6 +1,6 @@
 r"""P2's LeNet-300-100 on MNIST: IMP with reset to init, ticket vs random reinit (P2 Fig. 4).
 
-Command (full recipe; prepare the TFDS data once, see README):
+Command (full recipe; prepare the TFDS data once, see docs/data.md):
   python -m jaxtickets.main --config=configs/mnist_lenet.py --workdir=runs/mnist_lenet
 Hardware: one CPU core is enough; a GPU is faster. Time: 50K iterations per run, 28
   levels + 3 reinits at each of the 27 pruned levels = 109 runs per trial, 5 trials:
@@ -15,7 +15,7 @@ Arguments after the colon:
           (output layer 10%), reset to init ('0st'), 5,000 validation images; 27 levels
           (0.26% remaining, Fig. 4's last point), 5 trials, 3 random reinits per trial
           and level (Fig. 4's 15 dashed-line runs).
-  demo    the README's main job: the MNIST subset embedded in the package (12,000
+  demo    the quickstart's main job (`make demo`): the MNIST subset embedded in the package (12,000
           train / 2,000 test images), 2,500 iterations, 8 levels, 1 trial, 1 reinit; a
           few minutes on CPU.
   smoke   a run of well under a minute for tests: 3 levels of 300 iterations.

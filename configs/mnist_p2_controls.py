@@ -4,11 +4,11 @@ on the ticket's init (F.7), pruning at iteration 0 (F.4), a random sparse networ
 the same per-layer counts (Fig. 1 / App. E), P0's random-adjusted baseline and P3's
 small-dense network; one-shot pruning (Sec. 2) and strategy 2 (App. B) beside IMP.
 
-Command (prepare the TFDS data once, see README):
+Command (prepare the TFDS data once, see docs/data.md):
   python -m jaxtickets.main --config=configs/mnist_p2_controls.py \
       --workdir=runs/mnist_p2_controls --config.data.data_dir=DATA_DIR
   python -m jaxtickets.report --workdir runs/mnist_p2_controls --out runs/mnist_p2_controls/report
-Hardware: this 2-core CPU. Time: see the README (controls section); `:smoke` runs in
+Hardware: a 2-core CPU. Time: docs/papers/p2_lottery_ticket.md; `:smoke` runs in
   seconds on the embedded subset.
 Expected (P2): the ticket above random reinit, D_m reinit and the random sparse network
   from ~21% remaining down; noise of 0.5 sigma close to the ticket, 3 sigma still above

@@ -3,10 +3,10 @@ labels, RotNet, Exemplar, S4L semi-supervision, shuffled labels, 10% of the samp
 half of the classes, each evaluated by training on full-MNIST labels, against P1's
 random ticket (P0 Tables 2-3 layout).
 
-Command (prepare the TFDS data once, see README):
+Command (prepare the TFDS data once, see docs/data.md):
   python -m jaxtickets.main --config=configs/mnist_sources.py --workdir=runs/mnist_sources
   python -m jaxtickets.report --workdir runs/mnist_sources --out runs/mnist_sources/report
-Hardware: this 2-core CPU. Time: 5,168 s for the 3 replicates (sharing the CPU with
+Hardware: a 2-core CPU. Time: 5,168 s for the 3 replicates (sharing the CPU with
   another job); `:smoke` runs in about a minute on the embedded subset.
 Expected (P0's finding at CPU scale): at <= 5% of weights remaining, labels and rotnet
   tickets beat the random ticket by more than 2 s.e.; shuffled-label tickets do not.

@@ -1,14 +1,14 @@
 r"""P4 Table 1, MNIST FC row: supermasks on the untrained LeNet-300-100 (mask x initial
 weights, mask x signed constant), learned supermasks, and the trained network.
 
-Command (prepare the TFDS data once, see README):
+Command (prepare the TFDS data once, see docs/data.md):
   python -m jaxtickets.main --config=configs/mnist_supermask.py \
       --workdir=runs/mnist_supermask --config.data.data_dir=DATA_DIR
   python -m jaxtickets.analysis.supermask_table --workdir runs/mnist_supermask
-Hardware: this 2-core CPU. Time: ~6 min per replicate (most of it the learned
+Hardware: a 2-core CPU. Time: ~6 min per replicate (most of it the learned
   supermasks), `:iterative` ~16 min per replicate, `:short` ~4 min per replicate; `:smoke`
   runs in seconds on the embedded subset.
-Expected (P4 Table 1: 79.3, 86.3, 95.3, 97.7; measured in the README): mask x initial
+Expected (P4 Table 1: 79.3, 86.3, 95.3, 97.7; measured: docs/papers/p4_deconstructing.md): mask x initial
   weights ~75.5% (best level of the replicate mean; 77.1 as the mean of each replicate's
   best), mask x signed constant ~84.9%, learned mask ~93.7%, trained network ~98.2%;
   `:iterative` 80.2, 96.0, 95.3, 98.0.
@@ -22,11 +22,11 @@ network is trained. 5 replicates (P4's Fig. 7: five runs). Learned supermasks (P
 5.1): SGD momentum 0.9 at lr 100, batch 128, every mask logit initialized to one of -3,
 -1, 0, 1, 3, evaluation averaged over 10 Bernoulli samples; 10,000 steps (P4's text says
 2,000 iterations, its code's README 2,000 epochs; on [0, 1] inputs 2,000 steps leave the
-masks 3 points short, README), 2,000 in the other variants.
+masks 3 points short, docs/papers/p4_deconstructing.md), 2,000 in the other variants.
 
 Arguments after the colon: (none) the protocol above; iterative: the masks of 12 IMP
 levels instead (every level trained 50,000 steps, standardized inputs, 2 replicates), the
-comparison the README reports; short: the default with the dense run cut to 3,000 steps,
+comparison docs/papers/p4_deconstructing.md reports; short: the default with the dense run cut to 3,000 steps,
 2 replicates, and also large_final masks; smoke: short on the embedded subset, 2 levels,
 a dense run of 200 steps, one learned mask of 100 steps, for tests.
 """
@@ -74,7 +74,7 @@ def get_config(arg: str | None = None):
         _p4_budget(config)
         config.num_replicates = 5
         # P4's text trains learned masks 2,000 iterations (its code's README: 2,000
-        # epochs); on [0, 1] inputs they are far from done by then (README).
+        # epochs); on [0, 1] inputs they are far from done by then (docs/papers/p4_deconstructing.md).
         config.supermask.steps = 10000
         config.supermask.eval_every = 500
         return config

@@ -1,8 +1,8 @@
 r"""P1's ticket transfer on VGG-19 / CIFAR-10 at paper scale: same-distribution transfer
 (CIFAR-10a ticket evaluated on CIFAR-10b, Sec. 4.1) and cross-optimizer transfer
-(SGD-momentum ticket evaluated with Adam and the reverse, Sec. 4.3, digest item 31).
+(SGD-momentum ticket evaluated with Adam and the reverse, Sec. 4.3; the dataset: docs/choices.md#optimizer-transfer).
 
-Commands (prepare CIFAR-10 in TFDS once, see README):
+Commands (prepare CIFAR-10 in TFDS once, see docs/data.md):
   python -m jaxtickets.main --config=configs/p1_transfer.py:halves --workdir=runs/p1_halves
   python -m jaxtickets.main --config=configs/p1_transfer.py:sgd_to_adam --workdir=runs/p1_sgd_to_adam
   python -m jaxtickets.main --config=configs/p1_transfer.py:adam_to_sgd --workdir=runs/p1_adam_to_sgd

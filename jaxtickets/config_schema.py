@@ -773,7 +773,7 @@ def validate_steps(total: int, rewind: int, eval_every: int, checkpoint_every: i
 
 
 def identity(config: ml_collections.ConfigDict) -> str:
-    """Hash of the canonical config without runtime-only keys (DESIGN invariant 7)."""
+    """Hash of the canonical config without runtime-only keys (docs/design.md, invariant 7)."""
     return hashlib.sha256(canonical_json(config).encode()).hexdigest()[:16]
 
 

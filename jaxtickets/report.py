@@ -65,7 +65,7 @@ def _ylabel(metric: str, basis: str = "") -> str:
 def _early_stop_note(runs: Sequence[aggregate.Run], metric: str) -> str:
     """A table note for early_stop_* metrics of runs without a validation split, whose
     early stop is the last evaluation; none where every run chose by validation loss
-    (P2's rule, the one the README describes)."""
+    (P2's rule, docs/results.md)."""
     if not metric.startswith("early_stop_") or aggregate.early_stop_bases(runs) == [
             aggregate.VALIDATION_LOSS]:
         return ""

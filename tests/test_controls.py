@@ -193,7 +193,7 @@ def test_one_shot_rates():
 
 def test_p2_linear_one_shot_levels_match_fig_4c():
     """P2 Fig. 4c's x-axis: hidden layers pruned in 12.5% steps, the output at half the
-    rate, % of all LeNet-300-100 kernel weights remaining (digest item 12)."""
+    rate, % of all LeNet-300-100 kernel weights remaining (docs/choices.md#p2-one-shot-levels)."""
     from jaxtickets.models import create_model
     from jaxtickets.sparsity.masks import kernel_density
 

@@ -15,7 +15,7 @@ measured) and DIR/accelerator.md, and prints the Markdown:
   Conv-2 on real CIFAR-10 through the driver (reproduce.py), each as large as fits;
   skipped, and named as skipped, when its data file is absent or it would not fit.
 `--data_dir` holds mnist.npz and cifar10_jpeg.npz in the layout of the project's test
-data (README: data sources). `--smoke` runs every part at toy size (CPU, a minute or two).
+data (docs/data.md). `--smoke` runs every part at toy size (CPU, a minute or two).
 BENCHMARKS.md says how to stage and run this on a GPU machine (make accelerator-check).
 """
 

@@ -15,13 +15,13 @@ Which parameters are counted (decided here, since P0 leaves it open):
 * **the last layer** (the module named `output`, `models.layers.OUTPUT_LAYER`) is left out
   whole (kernel and bias) unless `exclude_output=False`;
 * **kernels only by default**: P0 counts the weights it prunes, and biases are never pruned
-  (DIGEST 5.2), so the default fraction is over the weight kernels. `include_biases=True`
+  (docs/choices.md#biases), so the default fraction is over the weight kernels. `include_biases=True`
   adds the biases of the counted layers. Any other leaf (none in this package's models,
   e.g. an embedding table) is counted with the kernels.
 
 A weight is below the threshold when |w| < threshold (strictly; a weight exactly at the
 threshold is not counted). The default threshold is float32 machine epsilon, 2^-23 ~
-1.19e-7 (DIGEST 5.18: the bottom of P0's y axis). Comparisons are exact (float64).
+1.19e-7 (the bottom of P0's y axis: docs/choices.md#natural-sparsity). Comparisons are exact (float64).
 
 At level 0 (default) the weights are the dense trained network's, which is what P0
 measures. At a level L > 0 the pruned weights are exactly zero and count as below the

@@ -3,7 +3,7 @@
     python -m jaxtickets.analysis.p3_conditions --workdirs W1 [W2 ...] [--well_trained W] \\
         [--approx 0.5] [--gap 1.0] [--min_sparsity 0.5] [--metric M] [--json OUT]
 
-P3 leaves "approximately equal" and "a clear gap" undefined (DIGEST 5.36): both are
+P3 leaves "approximately equal" and "a clear gap" undefined (docs/choices.md#p3-thresholds): both are
 thresholds in percentage points. Each workdir is one LR of the same experiment. Per source
 and pruned level, accuracies are means over replicates (and a control's draws): "ticket"
 is the subnetwork (LT at rewind step 0, else WR), "random_reinit" RR, "small_dense" SD,

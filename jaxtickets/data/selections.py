@@ -95,7 +95,7 @@ def half(split: AnySplit, which: str, seed: int) -> AnySplit:
 
 def shuffled_labels(split: AnySplit, seed: int) -> AnySplit:
     """One fixed random permutation of the labels across images: every class keeps its
-    count, images and labels are decorrelated (P0 Fig. 4, digest item 23)."""
+    count, images and labels are decorrelated (P0 Fig. 4, docs/choices.md#shuffled-labels)."""
     perm = np.random.default_rng(seed).permutation(len(split))
     return split.with_labels(split.labels[perm])
 
@@ -114,7 +114,7 @@ def mark_unlabelled(split: AnySplit, labelled_fraction: float, seed: int) -> Any
 def adapt_images(images: np.ndarray, shape: tuple[int, int, int]) -> np.ndarray:
     """uint8 NHWC images brought to [H, W, C] = shape: grayscale replicated to 3 channels
     (or colour averaged to gray), smaller images zero-padded around the centre, larger
-    ones resized (area-averaged) (digest item 27)."""
+    ones resized (area-averaged) (docs/choices.md#other-shapes)."""
     h, w, c = shape
     if images.shape[3] != c:
         if images.shape[3] == 1:

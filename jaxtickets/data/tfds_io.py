@@ -1,9 +1,11 @@
 """Move image classification datasets in and out of TFDS format without TensorFlow.
 
-Machines here cannot download, so ``tfds.load('mnist')`` cannot build the data
-itself. :func:`import_to_tfds` writes arrays we already hold into the exact
-on-disk layout the registered TFDS builder would have produced (same name,
-version and features, ``array_record`` files), so that the standard
+TFDS's own builders for MNIST and CIFAR-10 need TensorFlow to prepare their data
+(and ``tfds.load`` needs the network). :func:`import_to_tfds` writes arrays we
+already hold (an offline .npz copy, or the original files decoded by
+:mod:`jaxtickets.data.originals`) into the exact on-disk layout the registered TFDS
+builder would have produced (same name, version and features, ``array_record``
+files), so that the standard
 ``tfds.data_source(name, data_dir=...)`` and ``tfds.builder(name, ...).info``
 work afterwards, with TensorFlow absent. :func:`load_tfds_arrays` reads a split
 back into numpy arrays.
@@ -21,6 +23,7 @@ from __future__ import annotations
 import functools
 import io
 import os
+import shlex
 import shutil
 import tempfile
 from collections.abc import Iterator, Mapping, Sequence
@@ -58,9 +61,26 @@ _LABEL_NAMES: dict[str, tuple[str, ...]] = {"cifar10": CIFAR10_CLASSES}
 _READ_BATCH = 2048
 
 
-def prepare_command(name: str, data_dir: str | os.PathLike[str]) -> str:
-    """The shell command that prepares ``name`` in ``data_dir`` (used in errors)."""
-    return f"python -m jaxtickets.data.prepare --dataset {name} --data_dir {data_dir}"
+def prepare_command(name: str, data_dir: str | os.PathLike[str],
+                    source: str | None = None) -> str:
+    """The shell command that prepares ``name`` in ``data_dir`` (used in errors): by
+    downloading the original files, or from the offline copy ``source`` when given."""
+    source_flag = "" if source is None else f" --source {shlex.quote(source)}"
+    return (f"python -m jaxtickets.data.prepare --dataset {shlex.quote(name)}{source_flag}"
+            f" --data_dir {shlex.quote(str(data_dir))}")
+
+
+def builder_command(name: str, data_dir: str | os.PathLike[str]) -> str:
+    """The shell command that prepares ``name`` in ``data_dir`` with TFDS's own builder,
+    in the array_record format that ``tfds.data_source`` reads (needs TensorFlow)."""
+    code = (f'import tensorflow_datasets as tfds; tfds.builder("{name}", data_dir='
+            f'"{data_dir}").download_and_prepare(file_format="array_record")')
+    return f"python -c {shlex.quote(code)}"
+
+
+def prepared_dir(name: str, data_dir: str | os.PathLike[str]) -> Path:
+    """Where ``name`` lives once prepared in ``data_dir``: ``data_dir/name/version``."""
+    return Path(data_dir).expanduser().absolute() / name / str(tfds.builder_cls(name).VERSION)
 
 
 # --------------------------------------------------------------------------- #
@@ -222,12 +242,12 @@ def _build(name: str, validate: Any, data_dir: str | os.PathLike[str],
            overwrite: bool) -> str:
     """Builds ``name`` from the validated splits in a temporary folder, then renames."""
     cls = _importer_cls(name)
-    root = Path(data_dir).absolute()
-    final = root / name / str(cls.VERSION)
+    final = prepared_dir(name, data_dir)
+    root = final.parent.parent
     if final.exists() and not overwrite:
         raise FileExistsError(
             f"{name} {cls.VERSION} is already prepared at {final};"
-            " pass overwrite=True to replace it"
+            " pass overwrite=True (prepare: --overwrite) to replace it"
         )
     root.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{name}-{cls.VERSION}.importing-", dir=root))
@@ -241,6 +261,11 @@ def _build(name: str, validate: Any, data_dir: str | os.PathLike[str],
                 compute_stats=tfds.download.ComputeStatsMode.SKIP,  # Needs TF.
             ),
         )
+        # Check what was written before it becomes visible: every split, whole.
+        written = {split: builder.info.splits[split].num_examples for split in builder.arrays}
+        wanted = {split: len(labels) for split, (_, labels) in builder.arrays.items()}
+        if written != wanted:
+            raise RuntimeError(f"{name}: wrote {written} examples per split, not {wanted}")
         staged = Path(builder.data_dir)
         final.parent.mkdir(parents=True, exist_ok=True)
         if final.exists():  # overwrite=True: move the old one aside first.
@@ -295,12 +320,18 @@ def open_data_source(name: str, split: str,
         if builder.is_prepared():
             raise
         where = builder.data_dir_root
-        how = (prepare_command(name, where) if name in SUPPORTED else
-               f"tfds.builder({name!r}, data_dir={str(where)!r}).download_and_prepare()"
-               " (ImageNet: with its manual download in place)")
+        if name in SUPPORTED:
+            how = (f"Prepare it (downloads the original files; no TensorFlow needed) with:"
+                   f"\n  {prepare_command(name, where)}\n"
+                   f"or, from an offline .npz copy (see jaxtickets/data/npz_files.py), with:"
+                   f"\n  {prepare_command(name, where, source='FILE.npz')}")
+        else:
+            how = ("TFDS's own builder prepares it; it needs TensorFlow (pip install "
+                   "'jaxtickets[tfds-builders]'), and ImageNet its manual download in place:"
+                   f"\n  {builder_command(name, where)}")
         raise FileNotFoundError(
             f"TFDS dataset {name!r} is not prepared in data_dir {where} "
-            f"(looked for {builder.data_dir}). Prepare it with:\n  {how}"
+            f"(looked for {builder.data_dir}). {how}"
         ) from None
 
 

@@ -1,6 +1,6 @@
 """results.json, the per-level table printed at the end, and the accuracy plot.
 
-The schema (one row per replicate x level x branch x draw) is documented in the README
+The schema (one row per replicate x level x branch x draw) is documented in docs/results.md
 and kept stable: reports and plots are made from it alone. `draw` numbers the independent
 draws of a random control (`pruning.control_draws`); rows written before draws existed
 have none and are draw 0, the run a single draw repeats exactly. Tables and plots average

@@ -75,7 +75,7 @@ def source_recipe(config: ml_collections.ConfigDict, name: str) -> Recipe:
 
 @dataclasses.dataclass(frozen=True)
 class Schedule:
-    """A run's durations, converted to steps once (DESIGN invariant 6)."""
+    """A run's durations, converted to steps once (docs/design.md, invariant 6)."""
 
     total: int
     rewind: int

@@ -1,7 +1,7 @@
 """Conv-2/4/6 (P2 App. H.1, P4): VGG-like 3x3 'same' convs, 2x2 max-pool, FC 256-256-10.
 
-Parameter counts (digest): Conv-2 4,300,992; Conv-4 2,425,024; Conv-6 2,261,184.
-Dropout (P2 Sec. 3), when enabled, follows each hidden FC layer's ReLU (digest item 14).
+Parameter counts: Conv-2 4,300,992; Conv-4 2,425,024; Conv-6 2,261,184.
+Dropout (P2 Sec. 3), when enabled, follows each hidden FC layer's ReLU (docs/choices.md#dropout).
 """
 
 from __future__ import annotations

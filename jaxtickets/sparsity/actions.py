@@ -3,7 +3,7 @@
 Every function changes only the prunable kernels and returns new trees (the inputs are
 never modified); everything else (biases, BN, unpruned layers) keeps the rewind values.
 sigma_layer is the standard deviation of the layer's realized initialization theta_0,
-the whole tensor (digest item 10 prefers the analytic std; the realized one needs no
+the whole tensor (docs/choices.md#constant-std: the realized one needs no
 knowledge of the initializer and differs from it by sampling noise only).
 """
 

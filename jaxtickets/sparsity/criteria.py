@@ -18,7 +18,7 @@ Criterion = Callable[[np.ndarray, np.ndarray], np.ndarray]
 
 
 def _alpha(w_init: np.ndarray, w_final: np.ndarray) -> np.float32:
-    """Percentile alignment of |w_i| to |w_f| (digest item 8: the ratio of medians)."""
+    """Percentile alignment of |w_i| to |w_f| (docs/choices.md#percentile-alignment: the ratio of medians)."""
     init_median = float(np.median(np.abs(w_init))) if w_init.size else 0.0
     ratio = float(np.median(np.abs(w_final))) / init_median if init_median > 0 else 1.0
     return np.float32(ratio)

@@ -2,7 +2,7 @@
 
 Kept as a separate tree (not folded into the weights or the optimizer) so that the
 train step can multiply it in, rewinding can restore every weight while keeping it,
-and an optimizer reset at rewind cannot lose it (DESIGN invariant 1 and 5).
+and an optimizer reset at rewind cannot lose it (docs/design.md, invariants 1 and 5).
 """
 
 from __future__ import annotations

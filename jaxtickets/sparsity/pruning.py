@@ -1,4 +1,4 @@
-"""Magnitude pruning with exact counts (DESIGN invariant 4).
+"""Magnitude pruning with exact counts (docs/design.md, invariant 4).
 
 Each group (a layer, or the whole prunable set for global pruning) loses exactly
 round(rate x remaining) of its currently unpruned weights: the lowest scores go,

@@ -1,5 +1,5 @@
 """P3's small-dense baseline (SDT): the same architecture, narrower, with as many kernel
-weights as a ticket keeps (digest item 28; construction: resolution 33).
+weights as a ticket keeps (docs/choices.md#small-dense).
 
 Every width is first scaled by one factor s (bisection on s, widths max(1, round(s*w))),
 then single width groups move by +-1 (greedy) toward the target; if that stalls more

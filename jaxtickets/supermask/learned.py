@@ -2,7 +2,7 @@
 
 Each prunable kernel gets real-valued logits m of its shape. The forward pass uses
 w_init * Bern(sigmoid(m)); the backward pass treats the sample as sigmoid(m), the
-straight-through estimator (DIGEST section 5, item 9: P4 leaves it unspecified).
+straight-through estimator (P4 leaves it unspecified: docs/choices.md#supermask-gradient).
 Weights, biases and unprunable layers never change, so a result is a binary mask
 plus the seed of the init. The logits' common initial value sets the pruning level;
 evaluation samples the mask too, averaging over `eval_samples` draws.

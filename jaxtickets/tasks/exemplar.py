@@ -2,7 +2,7 @@
 
 Every image is its own class: two strong augmentations of one image are the anchor and
 the positive, the positive view of another image of the batch is the negative. The
-head is an embedding (EMBEDDING_DIM outputs, L2-normalized here, digest item 20), and
+head is an embedding (EMBEDDING_DIM outputs, L2-normalized here, docs/choices.md#exemplar-head), and
 the extra augmentation is colour jitter plus small random rotations (P0 App. A).
 """
 

@@ -2,7 +2,7 @@
 image was rotated by. Rotations are done on the device inside the jitted step.
 
 `all_rotations=False` draws one rotation per image per step (an epoch costs what a
-labels epoch costs, digest item 21); True puts all four rotations of every image in
+labels epoch costs, docs/choices.md#rotnet-batches); True puts all four rotations of every image in
 the batch (Gidaris et al.). Evaluation always scores all four rotations of each image.
 """
 

@@ -1,5 +1,5 @@
 """S4L semi-supervision (Zhai et al. 2019; P0 Sec. 4.3): label cross-entropy on the
-labelled images plus RotNet on all images, summed 1:1 (digest item 22).
+labelled images plus RotNet on all images, summed 1:1 (docs/choices.md#semisup).
 
 Unlabelled training images carry the label -1 (data/selections.mark_unlabelled); their
 label never enters the loss. One head holds both outputs: the class logits, then the

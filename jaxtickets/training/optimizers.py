@@ -1,9 +1,9 @@
-"""Optimizers whose updates never touch pruned weights (DESIGN invariant 2).
+"""Optimizers whose updates never touch pruned weights (docs/design.md, invariant 2).
 
 The mask is passed to `update` as an extra argument rather than baked into the
 optimizer, so one optimizer object (and one compiled step) serves every level.
 Adam's weight decay is L2 added to the gradient, as in PyTorch (what the papers
-ran, digest item 38); AdamW decouples it.
+ran: docs/choices.md#adam-l2); AdamW decouples it.
 """
 
 from __future__ import annotations

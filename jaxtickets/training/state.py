@@ -2,7 +2,7 @@
 
 The mask sits here rather than inside the optimizer state so that a fresh optimizer
 at rewind keeps it, and it is an ordinary (traced) array so that changing it between
-levels never triggers a recompilation (DESIGN invariants 1 and 3). `mask` says which
+levels never triggers a recompilation (docs/design.md, invariants 1 and 3). `mask` says which
 weights train; `value_mask`, when set, says which carry a value (P4's mask-0 actions
 freeze some pruned weights at non-zero values); None means the two are the same.
 """
