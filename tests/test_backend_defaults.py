@@ -24,6 +24,8 @@ from jaxtickets.experiment.driver import run_experiment
 from jaxtickets.training import backend_defaults, xla_cpu
 from jaxtickets.training.backend_defaults import AUTO
 
+pytestmark = pytest.mark.fast  # the inner-loop tier: make test-fast
+
 
 def fake_mesh(platform: str):
     """Just enough of a Mesh for the platform checks: devices that report `platform`."""

@@ -16,6 +16,8 @@ from jaxtickets.experiment.driver import Experiment
 from jaxtickets.parallel import batch_sharded, make_mesh
 from jaxtickets.training.batches import BatchOrder
 
+pytestmark = pytest.mark.fast  # the inner-loop tier: make test-fast
+
 SIZE, BATCH, SEED = 16, 4, 3
 OFF = augment.ImageRecipe(size=SIZE, jitter=0.0)
 ON = augment.ImageRecipe(size=SIZE, jitter=augment.JITTER)

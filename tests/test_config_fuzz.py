@@ -25,6 +25,8 @@ from jaxtickets import config_schema, durations
 from jaxtickets.errors import ConfigError
 from jaxtickets.experiment.driver import convert_durations
 
+pytestmark = pytest.mark.fast  # the inner-loop tier: make test-fast
+
 # (file, argument) for every shipped config.
 SHIPPED = [("mnist_lenet", None), ("mnist_lenet", "demo"), ("mnist_lenet", "smoke"),
            ("mnist_p2_controls", "fig4c"),

@@ -10,12 +10,15 @@ import sys
 
 import ml_collections
 import numpy as np
+import pytest
 
 from conftest import ROOT
 from jaxtickets import branches, config_reference, config_schema, tasks
 from jaxtickets.models import model_names, register_model, unregister_model
 from jaxtickets.sparsity import criteria
 from jaxtickets.tasks.base import LabelsTask
+
+pytestmark = pytest.mark.fast  # the inner-loop tier: make test-fast
 
 SOURCE = "generation.NAME."
 

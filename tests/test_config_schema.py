@@ -10,6 +10,8 @@ import pytest
 from jaxtickets import config_schema
 from jaxtickets.errors import ConfigError
 
+pytestmark = pytest.mark.fast  # the inner-loop tier: make test-fast
+
 
 def _config(**changes) -> ml_collections.ConfigDict:
     """base_config() with dotted-key changes ('train.batch_size'), built from a plain dict

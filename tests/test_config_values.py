@@ -17,6 +17,8 @@ from jaxtickets.errors import ConfigError
 from jaxtickets.experiment.setup import evaluation_recipe, source_recipe
 from jaxtickets.experiment.sources import color_jitter, trajectory_of
 
+pytestmark = pytest.mark.fast  # the inner-loop tier: make test-fast
+
 CONFIGS = pathlib.Path(__file__).resolve().parents[1] / "configs"
 
 

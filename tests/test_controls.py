@@ -15,6 +15,8 @@ from jaxtickets.sparsity.masks import (init_mask, layer_counts, masked_apply_upd
 from jaxtickets.sparsity.pruning import one_shot_rate, prune_global, prune_layerwise
 from jaxtickets.training.optimizers import build_optimizer
 
+pytestmark = pytest.mark.fast  # the inner-loop tier: make test-fast
+
 
 def _params(seed=0, shapes=((40, 30), (30, 10))):
     rng = np.random.default_rng(seed)

@@ -9,6 +9,8 @@ import pytest
 from jaxtickets.analysis.correlation import (correlation_indicator, kept_count,
                                             kernel_layers, top_indices)
 
+pytestmark = pytest.mark.fast  # the inner-loop tier: make test-fast
+
 
 def _layers(rng, shapes=((200, 300),) * 3) -> dict[str, np.ndarray]:
     return {f"layer{i}": rng.normal(size=s).astype(np.float32)

@@ -8,6 +8,8 @@ from conftest import smoke_config
 from jaxtickets.experiment.driver import run_experiment
 from jaxtickets.training.loop import DivergenceError
 
+pytestmark = pytest.mark.fast  # the inner-loop tier: make test-fast
+
 
 def test_divergence_stops_the_stage_with_step_layer_and_learning_rate(tmp_path):
     config = smoke_config(train__optimizer="sgd", train__learning_rate=1e6)

@@ -11,6 +11,8 @@ import sys
 import pytest
 import yaml
 
+pytestmark = pytest.mark.fast  # the inner-loop tier: make test-fast
+
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
 README_LIMIT_BYTES = 10 * 1024

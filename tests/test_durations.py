@@ -7,6 +7,8 @@ import pytest
 from jaxtickets import durations
 from jaxtickets.errors import ConfigError
 
+pytestmark = pytest.mark.fast  # the inner-loop tier: make test-fast
+
 # 100 steps per epoch at batch 128 (12,800 examples), a 30,000-step budget.
 CONVERTER = durations.StepConverter(steps_per_epoch=100, batch_size=128, total_steps=30_000)
 

@@ -20,6 +20,7 @@ REQUIRED_KEYS = {"replicate", "level", "branch", "density", "remaining_weights",
                  "wall_seconds", "source", "kernel_density", "examples_seen"}
 
 
+@pytest.mark.fast  # the end-to-end smoke run of make test-fast
 def test_results_schema_and_plot(smoke_run):
     workdir, results = smoke_run
     rows = results["rows"]
@@ -39,15 +40,18 @@ def test_results_schema_and_plot(smoke_run):
     assert stored["identity"] == results["experiment"]
 
 
+@pytest.mark.fast  # the end-to-end smoke run of make test-fast
 def test_train_step_compiles_once_for_all_levels(smoke_run):
     _, results = smoke_run
     # 3 levels of ticket + 2 random-reinit branches, one compilation each for train/eval.
     assert results["compilations"] == {"train": 1, "eval": 1}
     seconds = results["compile_seconds"]  # XLA's own compile time, from JAX's events
     assert seconds["train_chunk"] > 0 and seconds["eval_batch"] > 0
-    assert seconds["total"] >= seconds["train_chunk"] + seconds["eval_batch"]
+    # Each value is rounded to the millisecond: three roundings of at most 0.5 ms each.
+    assert seconds["total"] >= seconds["train_chunk"] + seconds["eval_batch"] - 0.0015
 
 
+@pytest.mark.fast  # the end-to-end smoke run of make test-fast
 def test_rerun_skips_finished_stages(smoke_run):
     workdir, results = smoke_run
     again = run_experiment(smoke_config(), workdir)
@@ -56,6 +60,7 @@ def test_rerun_skips_finished_stages(smoke_run):
     assert again["compile_seconds"]["train_chunk"] == 0.0
 
 
+@pytest.mark.fast  # the end-to-end smoke run of make test-fast
 def test_rewind_snapshot_equals_state_at_rewind_step(tmp_path):
     config = smoke_config(pruning__rewind="100st", pruning__levels=1, branches=("ticket",))
     results = run_experiment(config, tmp_path / "run")
@@ -177,6 +182,7 @@ def test_dataset_not_prepared_is_a_clear_error(tmp_path):
     assert not (tmp_path / "w" / "config.json").exists()
 
 
+@pytest.mark.fast  # the end-to-end smoke run of make test-fast
 def test_rows_account_for_compute(smoke_run):
     _, results = smoke_run
     dense = 2 * (784 * 300 + 300 * 100 + 100 * 10)  # LeNet-300-100 forward, hand count

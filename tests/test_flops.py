@@ -10,6 +10,8 @@ from jaxtickets.analysis.flops import forward_flops, train_step_flops, training_
 from jaxtickets.models import create_model
 from jaxtickets.sparsity.masks import PrunablePolicy, init_mask
 
+pytestmark = pytest.mark.fast  # the inner-loop tier: make test-fast
+
 
 def _abstract_params(model, input_shape):
     """Params as ShapeDtypeStructs: nothing is computed, forward_flops needs only shapes."""

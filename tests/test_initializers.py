@@ -26,6 +26,8 @@ from jaxtickets.models.initializers import INITIALIZERS, init_names, initialize_
 from jaxtickets.sparsity.masks import path_name
 from jaxtickets.sparsity.small_dense import small_dense_model
 
+pytestmark = pytest.mark.fast  # the inner-loop tier: make test-fast
+
 Z = 5.0  # sampling standard errors allowed (each test's draws are fixed by its key)
 KEY = jax.random.PRNGKey(7)
 CIFAR, IMAGENET = (32, 32, 3), (224, 224, 3)

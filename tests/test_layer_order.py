@@ -11,6 +11,8 @@ from jaxtickets.sparsity.layer_order import (conv_layers_in_order, first_conv_la
                                              restrict_mask)
 from jaxtickets.sparsity.masks import PrunablePolicy, init_mask, prunable_leaves
 
+pytestmark = pytest.mark.fast  # the inner-loop tier: make test-fast
+
 IMAGENET, CIFAR = (224, 224, 3), (32, 32, 3)
 
 

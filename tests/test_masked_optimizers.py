@@ -19,6 +19,8 @@ from jaxtickets.training import batches, state as state_lib, steps as steps_lib
 from jaxtickets.training.optimizers import OPTIMIZERS, build_optimizer
 from jaxtickets.training.schedules import build_schedule
 
+pytestmark = pytest.mark.fast  # the inner-loop tier: make test-fast
+
 BATCH = 60
 STEPS = 200
 STEPS_PER_CALL = 50

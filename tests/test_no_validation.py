@@ -20,6 +20,8 @@ from jaxtickets.experiment import results as results_lib
 from jaxtickets.experiment.driver import run_experiment
 from jaxtickets.training.loop import early_stop, summarize
 
+pytestmark = pytest.mark.fast  # the inner-loop tier: make test-fast
+
 
 # ---- the splits ---------------------------------------------------------------------------
 

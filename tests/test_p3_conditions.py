@@ -9,6 +9,8 @@ import pytest
 from jaxtickets.analysis import p3_conditions as p3
 from jaxtickets.checkpoints import read_json, write_json
 
+pytestmark = pytest.mark.fast  # the inner-loop tier: make test-fast
+
 T = 1000  # total steps of every run here
 
 

@@ -14,6 +14,8 @@ from jaxtickets.config_values import inherited
 from jaxtickets.sparsity.level_densities import kernel_counts, remaining_fractions
 from jaxtickets.sparsity.masks import PrunablePolicy
 
+pytestmark = pytest.mark.fast  # the inner-loop tier: make test-fast
+
 
 # ---- 1. the prunable set: P0 and P1 prune ResNets' 1x1 downsampling convolutions --------
 

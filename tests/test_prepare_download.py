@@ -28,6 +28,8 @@ import tensorflow_datasets as tfds
 from conftest import ROOT, smoke_config
 from jaxtickets.data import originals, tfds_io
 
+pytestmark = pytest.mark.fast  # the inner-loop tier: make test-fast
+
 SIZES = {"mnist": {"train": 60, "test": 20}, "cifar10": {"train": 50, "test": 20}}
 SHAPES = {"mnist": (28, 28, 1), "cifar10": (32, 32, 3)}
 

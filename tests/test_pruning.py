@@ -15,6 +15,8 @@ from jaxtickets.sparsity import masks
 from jaxtickets.sparsity.masks import PrunablePolicy
 from jaxtickets.sparsity.pruning import num_to_prune, prune_global, prune_layerwise
 
+pytestmark = pytest.mark.fast  # the inner-loop tier: make test-fast
+
 P2_RATES = {"conv": 0.1, "dense": 0.2, "output": 0.1, "shortcut": 0.2}
 GLOBAL_RATE = 0.2
 INPUT_SHAPES = {"lenet300_100": (1, 28, 28, 1), "conv2": (1, 32, 32, 3),

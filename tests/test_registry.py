@@ -10,6 +10,8 @@ from jaxtickets.models import create_model, register_model
 from jaxtickets.registry import Registry
 from jaxtickets.sparsity import actions, criteria
 
+pytestmark = pytest.mark.fast  # the inner-loop tier: make test-fast
+
 
 def test_a_taken_name_is_refused_and_order_is_kept():
     registry = Registry("widget")

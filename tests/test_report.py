@@ -21,6 +21,8 @@ import pytest
 
 from jaxtickets import report
 
+pytestmark = pytest.mark.fast  # the inner-loop tier: make test-fast
+
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 COMPUTE_KEYS = ("wall_seconds", "examples_seen", "train_steps", "train_flops")
 

@@ -14,6 +14,8 @@ from conftest import ROOT, smoke_config
 from jaxtickets import checkpoints
 from jaxtickets.checkpoints import CheckpointError
 
+pytestmark = pytest.mark.fast  # the inner-loop tier: make test-fast
+
 PACKAGE = ROOT / "jaxtickets"
 SOURCES = sorted(PACKAGE.rglob("*.py"))
 

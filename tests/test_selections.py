@@ -14,6 +14,8 @@ from jaxtickets.experiment.sources import transfer_mask, transfer_weights
 from jaxtickets.sparsity import baselines
 from jaxtickets.sparsity.masks import PrunablePolicy, layer_counts, remaining_and_total
 
+pytestmark = pytest.mark.fast  # the inner-loop tier: make test-fast
+
 
 def _split(counts=(50, 31, 7, 12), size=4):
     labels = np.concatenate([np.full(n, c) for c, n in enumerate(counts)]).astype(np.int32)

@@ -12,6 +12,8 @@ from jaxtickets.models.vgg import POOL
 from jaxtickets.sparsity.small_dense import (kernel_weight_count, small_dense_model,
                                              width_fields)
 
+pytestmark = pytest.mark.fast  # the inner-loop tier: make test-fast
+
 MNIST, CIFAR = (28, 28, 1), (32, 32, 3)
 CASES = ([("lenet300_100", MNIST, d) for d in (0.8, 0.2, 0.05, 0.02)]
          + [(name, CIFAR, d) for name in ("conv2", "conv4", "conv6") for d in (0.5, 0.1, 0.03)]

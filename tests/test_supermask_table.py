@@ -7,6 +7,8 @@ import pytest
 from jaxtickets import checkpoints
 from jaxtickets.analysis.supermask_table import best_cells, main, markdown
 
+pytestmark = pytest.mark.fast  # the inner-loop tier: make test-fast
+
 
 def _row(source, level, branch, acc, replicate=0, density=1.0):
     return {"source_name": source, "level": level, "branch": branch, "test_accuracy": acc,

@@ -14,6 +14,8 @@ from jaxtickets.tasks.rotnet import NUM_ROTATIONS, all_rotations, rotate
 from jaxtickets.tasks.semisup import labelled_cross_entropy
 from jaxtickets.training.steps import InputSpec
 
+pytestmark = pytest.mark.fast  # the inner-loop tier: make test-fast
+
 SPEC = InputSpec((0.0,), (1.0,))
 
 

@@ -11,6 +11,8 @@ import tensorflow_datasets as tfds
 
 from jaxtickets.data import tfds_io
 
+pytestmark = pytest.mark.fast  # the inner-loop tier: make test-fast
+
 # ../shared/data relative to the repository root.
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 SHARED_FILES = {"mnist": "mnist.npz", "cifar10": "cifar10_jpeg.npz"}

@@ -17,6 +17,8 @@ from jaxtickets import parallel
 from jaxtickets.errors import ConfigError
 from jaxtickets.training import xla_cpu
 
+pytestmark = pytest.mark.fast  # the inner-loop tier: make test-fast
+
 
 def _ynn_convolutions(hlo: str) -> int:
     """YNNPACK fusions that hold a convolution (in their fused computations)."""
