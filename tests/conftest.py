@@ -32,12 +32,18 @@ needs_cifar = pytest.mark.skipif(not HAVE_CIFAR, reason="../shared/data/cifar10_
 
 def shared_to_tfds(name: str, data_dir: pathlib.Path, n_train: int | None = None,
                    n_test: int | None = None) -> str:
-    """Imports ../shared/data's copy of `name` (its first n_train / n_test images, or all)
-    into a TFDS data dir, through the real decoding and import code; returns the dir."""
+    """Imports ../shared/data's copy of `name` (a fixed random n_train / n_test of its
+    images, or all) into a TFDS data dir, through the real decoding and import code;
+    returns the dir. The files are sorted by class: their first images are all class 0."""
     from jaxtickets.data.tfds_io import decode_shared_npz, import_to_tfds
 
-    indices = None if n_train is None else {"train": np.arange(n_train),
-                                            "test": np.arange(n_test)}
+    indices = None
+    if n_train is not None:
+        with np.load(SHARED_DATA / SHARED_FILES[name]) as npz:
+            sizes = {split: len(npz[f"y_{split}"]) for split in ("train", "test")}
+        rng = np.random.default_rng(0)
+        indices = {split: np.sort(rng.choice(sizes[split], n, replace=False))
+                   for split, n in (("train", n_train), ("test", n_test))}
     import_to_tfds(name, decode_shared_npz(name, SHARED_DATA / SHARED_FILES[name],
                                            indices=indices), data_dir)
     return str(data_dir)

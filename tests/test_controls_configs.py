@@ -70,7 +70,10 @@ def test_cifar10_conv_controls_smoke_on_real_images(tmp_path):
     results = run_experiment(config, tmp_path / "run")
     branches = {r["branch"] for r in results["rows"]}
     assert {"ticket", "supermask_init", "supermask_constant", "learned_supermask_1"} <= branches
-    assert all(0.0 <= r["test_accuracy"] <= 1.0 for r in results["rows"])
+    # 40 Adam steps on 2,000 images of all 10 classes. Seeds 0-2: every trained row
+    # 0.27-0.40 (chance 0.1; a one-class subset gives 1.0), so in (0.2, 0.6).
+    trained = [r["test_accuracy"] for r in results["rows"] if r["branch"] == "ticket"]
+    assert len(trained) == 8 and all(0.2 < a < 0.6 for a in trained), trained
 
 
 @pytest.mark.slow
@@ -130,7 +133,8 @@ def test_mnist_supermask_reproduces_p4_table_1(tmp_path):
 @pytest.mark.slow
 @needs_mnist
 def test_mnist_criteria_reproduces_p4_orderings(tmp_path):
-    """P4 Figs. 3-5's orderings at 4.4% remaining (level 7), replicate means (~60 min)."""
+    """P4 Figs. 3-5's orderings at 4.4% remaining (level 7), replicate means (~60 min).
+    Accuracies are fractions: 0.01 is one point."""
     config = load_config("mnist_criteria")
     config.data.data_dir = _full_mnist(tmp_path)
     rows = run_experiment(config, tmp_path / "run")["rows"]
@@ -140,10 +144,15 @@ def test_mnist_criteria_reproduces_p4_orderings(tmp_path):
            if level == 7 and branch == "ticket"}
     assert acc["large_final"] > acc["random"] and acc["magnitude_increase"] > acc["random"]
     assert acc["small_final"] < acc["random"] and acc["small_init"] < acc["random"]
+    # README's run (2 replicates, s.e. 0.03-0.10 points): the signed actions 0.06-0.07
+    # points below rewind (98.12), their sign-free versions 1.9 points below; hybrid 0.01
+    # above zero. So: signed within 1 point of rewind, sign-free more than 1 point below;
+    # hybrid at most 0.2 points below zero (~3 s.e. of the difference, 0.06).
     for action in ("reshuffle", "constant"):
         assert acc[f"m1_{action}_sign"] > acc[f"m1_{action}"]
-        assert acc[f"m1_{action}_sign"] >= acc["large_final"] - 1.0  # close to rewind
-    assert acc["m0_hybrid"] >= acc["large_final"] - 0.2  # at least as good as zero
+        assert acc[f"m1_{action}_sign"] >= acc["large_final"] - 0.01  # close to rewind
+        assert acc[f"m1_{action}"] < acc["large_final"] - 0.01  # the sign carries it
+    assert acc["m0_hybrid"] >= acc["large_final"] - 0.002  # at least as good as zero
 
 
 @pytest.mark.slow

@@ -9,6 +9,8 @@ import pytest
 
 from jaxtickets.analysis import natural_sparsity as ns
 
+pytestmark = pytest.mark.fast  # the inner-loop tier: make test-fast
+
 EPS = np.float32(ns.EPS32)
 
 
@@ -104,7 +106,20 @@ def test_cli_on_smoke_run(smoke_run, tmp_path):
     report = json.loads((out / ns.JSON_FILE).read_text())
     (run,) = report["runs"]
     assert run["total"] == 784 * 300 + 300 * 100  # kernels, output layer excluded
-    assert run["model"] == "lenet300_100" and 0 <= run["fraction"] <= 1
+    assert run["model"] == "lenet300_100"
+    # Counted here from the dense run's trained hidden kernels (the output layer excluded).
+    from jaxtickets.analysis.artifacts import RunArtifacts
+
+    params = RunArtifacts.open(workdir).final(0, 0, "ticket")["params"]
+    kernels = [np.abs(np.asarray(params[layer]["kernel"])) for layer in ("hidden_0", "hidden_1")]
+    below = sum(int(np.sum(k < EPS)) for k in kernels)
+    assert (run["below"], run["fraction"]) == (below, below / run["total"])
+    # A threshold that some trained weights fall under: the count is not trivially 0.
+    assert ns.main(["--workdir", str(workdir), "--threshold", "1e-3",
+                    "--out", str(tmp_path / "ns_1e-3")]) == 0
+    (run,) = json.loads((tmp_path / "ns_1e-3" / ns.JSON_FILE).read_text())["runs"]
+    below = sum(int(np.sum(k < np.float32(1e-3))) for k in kernels)
+    assert below > 0 and (run["below"], run["fraction"]) == (below, below / run["total"])
     assert (out / ns.PLOT_FILE).stat().st_size > 5000
 
     # Level 2: the 36% pruned hidden weights are exact zeros; two curves in one plot.

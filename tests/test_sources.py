@@ -134,12 +134,8 @@ def test_unknown_source_key_and_impossible_subset_are_named(tmp_path):
                     reason="../shared/data not present")
 def test_cross_dataset_ticket_from_cifar10_evaluated_on_mnist(tmp_path):
     """CIFAR-10 images become 28x28 gray for the MNIST LeNet (P1 Sec. 4.2)."""
-    from jaxtickets.data.tfds_io import decode_shared_npz, import_to_tfds
-
-    for name, file, n in (("mnist", "mnist.npz", 400), ("cifar10", "cifar10_jpeg.npz", 300)):
-        idx = {"train": np.arange(n), "test": np.arange(100)}
-        import_to_tfds(name, decode_shared_npz(name, SHARED_DATA / file, indices=idx),
-                       tmp_path / "tfds")
+    for name, n in (("mnist", 400), ("cifar10", 300)):
+        shared_to_tfds(name, tmp_path / "tfds", n, 100)
     config = _sources_config()
     config.data.source, config.data.data_dir = "tfds", str(tmp_path / "tfds")
     config.data.validation_size, config.data.train_size, config.data.test_size = 100, 0, 0
@@ -149,7 +145,10 @@ def test_cross_dataset_ticket_from_cifar10_evaluated_on_mnist(tmp_path):
     row = next(r for r in results["rows"] if r["branch"] == "ticket")
     assert row["source"] == "labels:cifar10" and row["evaluation"] == "labels:mnist"
     assert results["sources"]["cifar"]["train_images"] == 200  # 300 minus 100 validation
-    assert 0.0 <= row["test_accuracy"] <= 1.0
+    # Seeds 0-5: the MNIST ticket 0.84-0.88, its CIFAR-10 source network 0.21-0.26 (chance
+    # 0.1; a one-class subset would give 1.0 on both), so above 0.7 and in (0.15, 0.45).
+    assert row["test_accuracy"] > 0.7
+    assert 0.15 < row["generation"]["test_accuracy"] < 0.45
 
 
 def test_cpu_scale_source_configs_validate():
