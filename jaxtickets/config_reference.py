@@ -56,7 +56,12 @@ DESCRIPTIONS: dict[str, str] = {
     # ---- model -----------------------------------------------------------------------
     "model.name": "The network, by its registered name; the same model serves every "
                   "source and the evaluation (a source with another output size gets its "
-                  "own head).",
+                  "own head). Or your own by import path, 'package.module:attr': a Flax "
+                  "linen module class or factory, or an NNX one (an nnx.Module class or a "
+                  "factory taking rngs=), called with num_classes= (and dropout= where it "
+                  "takes it), whose __call__ takes (images, train); its code runs when the "
+                  "config is validated, and only the path enters the identity "
+                  "(docs/extending.md).",
     "model.dropout": "Dropout rate of the models that have dropout layers; must lie in "
                      "[0, 1).",
     "model.compute_dtype": "'bfloat16': mixed precision, the forward and backward passes "
@@ -71,7 +76,12 @@ DESCRIPTIONS: dict[str, str] = {
     # ---- data ------------------------------------------------------------------------
     "data.dataset": "The evaluation's dataset (and every source's, unless a source sets "
                     "its own). In-memory datasets are loaded onto the device; ImageNet and "
-                    "Places365 are streamed from disk.",
+                    "Places365 are streamed from disk. Or your own by import path, "
+                    "'package.module:function': function() returns {'train': (images, "
+                    "labels), 'test': (images, labels)} with uint8 [N, H, W, C] images and "
+                    "integer labels, optionally 'num_classes', held in memory like MNIST "
+                    "(data.source is not read for it); only the path enters the identity "
+                    "(docs/extending.md).",
     "data.source": "Where an in-memory dataset is read from: 'tfds' (prepared TFDS "
                    "array_record files; also the streamed datasets), 'embedded' (the "
                    "12,000/2,000-image MNIST subset shipped in the package, no download), "
@@ -251,7 +261,8 @@ DESCRIPTIONS: dict[str, str] = {
                             "sizes differ.",
     "generation.NAME.dataset": "Another dataset to generate the ticket on (P1's transfers, "
                                "P0 Table 8); images are adapted to the evaluation model's "
-                               "input. None: data.dataset.",
+                               "input. None: data.dataset. An import path to a dataset "
+                               "function works as for data.dataset.",
     "generation.NAME.sample_fraction": "Per-class fraction of the training images the "
                                        "source trains on (P0's 1/10/30% of the samples), "
                                        "in (0, 1], seeded by data.split_seed.",

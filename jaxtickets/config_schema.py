@@ -20,8 +20,9 @@ import ml_collections
 from jaxtickets import branches, config_values, durations
 from jaxtickets.errors import ConfigError
 from jaxtickets.data.datasets import (NORMALIZE_MODES, NUM_CLASSES, STREAMED_CLASSES,
-                                      input_shape)
-from jaxtickets.data.selections import HALVES
+                                      input_shape, num_classes)
+from jaxtickets.data.selections import HALVES, per_class_count
+from jaxtickets.import_paths import is_import_path, looks_dotted, missing_colon
 from jaxtickets.models import abstract_variables, create_model, model_names
 from jaxtickets.models.initializers import init_names
 from jaxtickets.sparsity.masks import kernel_kind
@@ -393,12 +394,20 @@ def validate(config: ml_collections.ConfigDict) -> None:
                               f"of a seed), got {value}")
     _validate_model(config)
     _validate_data(config)
+    if is_import_path(config.model.name):  # traced on the data's input: shapes only
+        from jaxtickets.models import imported
+
+        imported.check(config.model.name,
+                       input_shape(config.data.dataset, config.data.image_size),
+                       config.model.dropout)
     _validate_train(config)
     present = _validate_pruning(config)
     tasks.get(config.evaluation.task, "evaluation.task")
     _check_sources(config)
     for name in config.generation.keys():
         _validate_source(config, name)
+    _check_source_read(config)
+    _check_heads(config, present)
     if any(s.schedule == "one_shot" for s in config.generation.values()) or (
             config.pruning.schedule == "one_shot"):
         _check_one_shot(config.pruning, present)
@@ -416,12 +425,18 @@ def validate(config: ml_collections.ConfigDict) -> None:
 
 
 def _validate_model(config: ml_collections.ConfigDict) -> None:
-    """model.*: a registered model and initializer, a dropout rate, a compute dtype."""
-    if config.model.name not in model_names():
-        raise ConfigError(f"model.name: unknown model {config.model.name!r}; "
-                          f"choose one of {model_names()}")
+    """model.*: a registered model (or one by import path, built here: its code runs)
+    and initializer, a dropout rate, a compute dtype."""
+    name = config.model.name
+    if looks_dotted(name) and name not in model_names():
+        raise missing_colon("model.name", name, model_names())
+    if not is_import_path(name) and name not in model_names():
+        raise ConfigError(f"model.name: unknown model {name!r}; choose one of "
+                          f"{model_names()}, or an import path 'package.module:attr'")
     if not 0.0 <= config.model.dropout < 1.0:
         raise ConfigError(f"model.dropout: must lie in [0, 1), got {config.model.dropout}")
+    if is_import_path(name):
+        create_model(name, 10, config.model.dropout)  # refuses what cannot be a model
     if config.model.init not in init_names():
         raise ConfigError(f"model.init: unknown initializer {config.model.init!r}; "
                           f"choose one of {init_names()}")
@@ -430,15 +445,77 @@ def _validate_model(config: ml_collections.ConfigDict) -> None:
                           f"{config.model.compute_dtype!r}")
 
 
+def _check_dataset_name(dataset: str, key: str) -> None:
+    """A built-in dataset, or an import path to a dataset function, loaded and checked
+    here (data/imported.py: its code runs, once)."""
+    if is_import_path(dataset):
+        from jaxtickets.data import imported
+
+        imported.load(dataset, key)
+        return
+    if looks_dotted(dataset):
+        raise missing_colon(key, dataset, DATASETS)
+    if dataset not in DATASETS:
+        raise ConfigError(f"{key}: unknown dataset {dataset!r}; choose one of {DATASETS}, "
+                          "or an import path 'package.module:function' returning arrays")
+
+
+def _named_datasets(config: ml_collections.ConfigDict) -> set[str]:
+    """The built-in datasets the experiment trains on (not those by import path)."""
+    d = config.data
+    trained = {d.dataset} | {config_values.inherited(s.dataset, d.dataset)
+                             for s in config.generation.values()}
+    return {x for x in trained if not is_import_path(x)}
+
+
+def _outputs(dataset: str, task: str, rotations: str = "one",
+             class_fraction: float = 1.0) -> int:
+    """The output size of a run on `dataset` with `task` (selections.class_subset keeps
+    per_class_count(class_fraction, classes) classes)."""
+    classes = num_classes(dataset)
+    if class_fraction < 1.0:
+        classes = per_class_count(class_fraction, classes)
+    return tasks.create_task(task, rotations).outputs(classes)
+
+
+def _check_heads(config: ml_collections.ConfigDict, present: frozenset[str]) -> None:
+    """A source whose runs have another output size than the evaluation's hands its
+    ticket over with the evaluation's own head: the layer named 'output' is replaced
+    (experiment/sources.py). A model without one cannot do that."""
+    if "output" in present:
+        return
+    d = config.data
+    want = _outputs(d.dataset, config.evaluation.task)
+    for name, s in config.generation.items():
+        got = _outputs(config_values.inherited(s.dataset, d.dataset), s.task, s.rotations,
+                       s.class_fraction)
+        if got != want:
+            raise ConfigError(
+                f"generation.{name}: its runs have {got} outputs and the evaluation's "
+                f"{want}, so the ticket moves to the evaluation with a new head, the layer "
+                f"named 'output'; model.name={config.model.name!r} has no layer of that "
+                "name (name its last layer 'output', or keep the source's task, dataset "
+                "and classes)")
+
+
+def _check_source_read(config: ml_collections.ConfigDict) -> None:
+    """data.source and data.data_dir say where built-in datasets come from; with every
+    dataset given by import path nothing reads them."""
+    if not _named_datasets(config):
+        for key in ("data.source", "data.data_dir"):
+            config_values.refuse_unread(config, key, "only read for the built-in datasets, "
+                                        "and every dataset here is an import path, whose "
+                                        "function gives the arrays")
+
+
 def _validate_data(config: ml_collections.ConfigDict) -> None:
     """data.*: dataset, where it comes from, sizes and augmentation."""
-    if config.data.dataset not in DATASETS:
-        raise ConfigError(f"data.dataset: unknown dataset {config.data.dataset!r}; "
-                          f"choose one of {DATASETS}")
+    _check_dataset_name(config.data.dataset, "data.dataset")
     if config.data.source not in SOURCES:
         raise ConfigError(f"data.source: unknown source {config.data.source!r}; "
                           f"choose one of {SOURCES}")
-    if config.data.source == "embedded" and config.data.dataset != "mnist":
+    if config.data.source == "embedded" and config.data.dataset != "mnist" and not (
+            is_import_path(config.data.dataset)):
         raise ConfigError("data.source: only mnist is embedded; use 'tfds' for "
                           f"data.dataset={config.data.dataset!r}")
     _validate_npz_file(config.data)
@@ -608,6 +685,10 @@ def _validate_npz_file(d: ml_collections.ConfigDict) -> None:
                               f"{d.source!r}, which does not read it; set "
                               "data.source='npz' or leave data.npz_file empty")
         return
+    if is_import_path(d.dataset):
+        raise ConfigError(f"data.source: 'npz' reads data.dataset from data.npz_file, and "
+                          f"data.dataset={d.dataset!r} is an import path, whose function "
+                          "gives the arrays; leave data.source at 'tfds'")
     if d.dataset in STREAMED_CLASSES:
         raise ConfigError(f"data.source: 'npz' holds in-memory datasets only "
                           f"({', '.join(NUM_CLASSES)}); data.dataset={d.dataset!r} is "
@@ -689,13 +770,14 @@ def _validate_source(config: ml_collections.ConfigDict, name: str) -> None:
             readers = tuple(k.name for k in tasks.kinds() if field in k.source_keys)
             config_values.refuse_unread(config, f"{key}.{field}",
                                         f"only read by the tasks {readers}")
-    if s.dataset is not None and s.dataset not in DATASETS:
-        raise ConfigError(f"{key}.dataset: unknown dataset {s.dataset!r}; "
-                          f"choose one of {DATASETS}")
-    if s.dataset not in (None, config.data.dataset) and config.data.source == "embedded":
+    if s.dataset is not None:
+        _check_dataset_name(s.dataset, f"{key}.dataset")
+    named_other = s.dataset not in (None, config.data.dataset) and not is_import_path(
+        s.dataset)
+    if named_other and config.data.source == "embedded" and s.dataset != "mnist":
         raise ConfigError(f"{key}.dataset: data.source='embedded' holds only mnist; "
                           "use data.source='tfds' for cross-dataset sources")
-    if s.dataset not in (None, config.data.dataset) and config.data.source == "npz":
+    if named_other and config.data.source == "npz":
         raise ConfigError(f"{key}.dataset: data.source='npz' holds only data.dataset "
                           f"({config.data.dataset!r}, from data.npz_file); use "
                           "data.source='tfds' for cross-dataset sources")

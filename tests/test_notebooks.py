@@ -96,7 +96,8 @@ def _percent(value: float) -> object:
     return pytest.approx(100 * value, abs=0.0051)
 
 
-NAMES = ["01_find_a_ticket", "02_tickets_without_labels", "03_supermasks"]
+NAMES = ["01_find_a_ticket", "02_tickets_without_labels", "03_supermasks",
+         "04_your_own_model"]
 
 
 # ---- the saved notebooks ----------------------------------------------------------------
@@ -247,6 +248,33 @@ def check_03_supermasks(nb, run_dir: pathlib.Path) -> None:
         assert by_hand == recorded == _percent(mine[level]), branch
 
 
+def check_04_your_own_model(nb, run_dir: pathlib.Path) -> None:
+    """The library notebook: no experiment driver, so no results.json; its printed
+    counts follow the closed form and its accuracies are far above chance."""
+    text = _text(nb)
+    rows = _printed(text, r"^level (\d+): (\d+)/(\d+) weights \(([\d.]+)%\), "
+                          r"test accuracy ([\d.]+)%$")
+    # Its CNN: conv 144 + conv 4,608 + dense 200,704 weights lose 20% a level (round half
+    # up), the output layer's 1,280 lose 10%.
+    assert [r[:3] for r in rows] == [(0, 206736, 206736), (1, 165516, 206736),
+                                     (2, 132528, 206736)]
+    # Seeds 0-4 at this size (examples/own_model.py, the same loop): 92.5%-95.0%.
+    assert all(88.0 < r[4] <= 100.0 for r in rows), rows
+    (control,) = _printed(text, r"^([\d.]+)% remaining: ticket ([\d.]+)%, "
+                                r"random reinit ([\d.]+)%$")
+    assert control[0] == 64.10 and control[1] == rows[-1][4]
+    assert 85.0 < control[2] <= 100.0, control  # seed 0: 92.1%
+    for line in ("by hand: identical to imp's level 1 mask",
+                 "pruned weights after training: exactly zero",
+                 "out/kernel: 1,152 of 1,280 kept (90.0%)",
+                 "mask round trip: identical (132,528 weights kept)"):
+        assert line in text, line
+    assert _images(nb) >= 1
+    assert (run_dir / "notebook" / "accuracy_vs_remaining.png").stat().st_size > 10_000
+    assert (run_dir / "mask").is_dir()
+
+
 CHECKS = {"01_find_a_ticket": check_01_find_a_ticket,
           "02_tickets_without_labels": check_02_tickets_without_labels,
-          "03_supermasks": check_03_supermasks}
+          "03_supermasks": check_03_supermasks,
+          "04_your_own_model": check_04_your_own_model}

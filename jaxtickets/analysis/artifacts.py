@@ -27,7 +27,7 @@ import numpy as np
 
 from jaxtickets import checkpoints
 from jaxtickets.checkpoints import CheckpointError
-from jaxtickets.data.datasets import NUM_CLASSES, STREAMED_CLASSES, input_shape, num_classes
+from jaxtickets.data.datasets import input_shape, is_known, num_classes
 from jaxtickets.branches import run_name
 from jaxtickets.models import abstract_variables, create_model
 from jaxtickets.sparsity import masks as masks_lib
@@ -66,7 +66,7 @@ class RunArtifacts:
             prune = dict(config["pruning"]["prune"])
         except (KeyError, TypeError) as err:
             raise CheckpointError(f"{path}: missing key {err} in the stored config") from err
-        if dataset not in NUM_CLASSES and dataset not in STREAMED_CLASSES:
+        if not is_known(dataset):
             raise CheckpointError(f"{path}: unknown dataset {dataset!r}")
         model = create_model(name, num_classes(dataset), dropout)
         image_size = int(config["data"].get("image_size", 224))

@@ -19,12 +19,16 @@ Convention (stated once, used everywhere in reports):
 Layer shapes are not hand-coded: the model is run under `jax.eval_shape` (no compute)
 with a `flax.linen.intercept_methods` interceptor that records the input and output
 shape of every `nn.Dense` / `nn.Conv` call, keyed by the module's path, which is also
-the path of its kernel in the params (e.g. `conv_0/kernel`).
+the path of its kernel in the params (e.g. `conv_0/kernel`). An NNX model (wrapped by
+`flax.nnx.bridge.ToLinen`, models/imported.py) is built abstractly and its `nnx.Linear` /
+`nnx.Conv` calls recorded alike, keyed by their attribute path in the module graph,
+which is their kernel's path in the linen params the bridge makes.
 """
 
 from __future__ import annotations
 
 import math
+import threading
 from typing import Any, Optional, Sequence, Union
 
 import flax.linen as nn
@@ -56,9 +60,62 @@ def _layer_calls(model: nn.Module, variables: dict, input_shape: Sequence[int],
         return out
 
     x = jax.ShapeDtypeStruct((1, *input_shape), dtype)
+    from flax.nnx import bridge
+
+    if isinstance(model, bridge.ToLinen):
+        return _nnx_layer_calls(model, x)
     with nn.intercept_methods(interceptor):
-        jax.eval_shape(lambda v, inp: model.apply(v, inp), variables, x)
+        jax.eval_shape(lambda v, inp: model.apply(v, inp, train=False), variables, x)
     return calls
+
+
+_RECORDING = threading.local()  # the NNX calls being recorded, per thread
+_RECORDERS: dict[type, type] = {}  # nnx.Linear/nnx.Conv (subclass) -> its recording twin
+
+
+def _recorder(base: type) -> type:
+    """A subclass of NNX layer class `base` whose calls are recorded while _RECORDING is
+    active; instances of the abstract model are switched to it (nothing global changes)."""
+    if base not in _RECORDERS:
+        def __call__(self, inputs, *args, **kwargs):
+            out = base.__call__(self, inputs, *args, **kwargs)
+            calls = getattr(_RECORDING, "calls", None)
+            if calls is not None:
+                calls.append((_RECORDING.names[id(self)], tuple(np.shape(inputs)),
+                              tuple(np.shape(out))))
+            return out
+
+        _RECORDERS[base] = type(base.__name__, (base,), {"__call__": __call__,
+                                                         "__module__": base.__module__})
+    return _RECORDERS[base]
+
+
+def _nnx_layer_calls(model: nn.Module, x: jax.ShapeDtypeStruct
+                     ) -> list[tuple[str, tuple, tuple]]:
+    """_layer_calls of an NNX model behind flax.nnx.bridge.ToLinen: the module is built
+    and called under jax.eval_shape (shapes only)."""
+    from flax import nnx
+
+    def run(inp):
+        kwargs = dict(model.kwargs)
+        if not model.skip_rng:
+            kwargs["rngs"] = nnx.Rngs(0)
+        module = model.nnx_class(*model.args, **kwargs)
+        names = {}
+        for path, node in nnx.iter_graph(module):
+            if isinstance(node, (nnx.Linear, nnx.Conv)):
+                names[id(node)] = "/".join(str(p) for p in path)
+                node.__class__ = _recorder(type(node))
+        _RECORDING.names = names
+        return module(inp, train=False)
+
+    _RECORDING.calls = []
+    try:
+        jax.eval_shape(run, x)
+        return _RECORDING.calls
+    finally:
+        _RECORDING.calls = None
+        _RECORDING.names = {}
 
 
 def _remaining_fraction(mask_leaf: Optional[Any]) -> float:

@@ -16,6 +16,25 @@ class SmallDense(Branch):
     flops_exact = False  # its width follows the ticket's count, known after pruning
     description = "a dense network of the ticket's size, fresh weights"
 
+    def check_config(self, config, used: bool) -> None:
+        """A model by import path is narrowed only if it is one of the built-in classes
+        whose widths are fields (sparsity/small_dense.py); others are refused here,
+        not when the first level reaches the branch."""
+        from jaxtickets.import_paths import is_import_path
+
+        if not used or not is_import_path(config.model.name):
+            return
+        from jaxtickets.errors import ConfigError
+        from jaxtickets.models import create_model
+        from jaxtickets.sparsity.small_dense import width_fields
+
+        try:
+            width_fields(create_model(config.model.name, 10, config.model.dropout))
+        except ValueError as err:
+            raise ConfigError(f"branches: {self.name} narrows the model's layer widths, "
+                              f"which model.name={config.model.name!r} does not expose "
+                              f"({err})") from None
+
     def run(self, job: BranchJob) -> list[dict]:
         from jaxtickets.sparsity.small_dense import kernel_weight_count, small_dense_model
 

@@ -4,6 +4,8 @@ MNIST and CIFAR-10 are small enough to hold in memory (and on the device); they
 come from TFDS (`tfds.data_source` over array_record, no TensorFlow), from an .npz
 file (data.source='npz', data/npz_files.py) or, for MNIST, from the subset embedded
 in the package so the demo needs no download. TFDS is imported only for 'tfds'.
+A dataset named by import path ('package.module:function') comes from the user's
+function as arrays (data/imported.py) and is held in memory the same way.
 Test images are never used for any choice; validation is carved out of train.
 """
 
@@ -15,6 +17,7 @@ import importlib.resources
 import numpy as np
 
 from jaxtickets.errors import ConfigError
+from jaxtickets.import_paths import is_import_path
 
 NORMALIZATION = {  # per-channel mean and std of the training images
     "mnist": ((0.1307,), (0.3081,)),
@@ -34,7 +37,8 @@ NORMALIZE_MODES = ("standard", "unit")
 
 def normalization(dataset: str, mode: str) -> tuple[tuple[float, ...], tuple[float, ...]]:
     """The (mean, std) per channel that inputs are normalized with under `mode`."""
-    mean, std = NORMALIZATION[dataset]
+    mean, std = _imported(dataset).mean_std() if is_import_path(dataset) else (
+        NORMALIZATION[dataset])
     if mode == "unit":
         return (0.0,) * len(mean), (1.0,) * len(std)
     return mean, std
@@ -56,11 +60,26 @@ def input_shape(dataset: str, image_size: int = 224) -> tuple[int, int, int]:
     """[H, W, C] of the network input: the dataset's own, or the crop of a streamed one."""
     if dataset in STREAMED_CLASSES:
         return (image_size, image_size, 3)
+    if is_import_path(dataset):
+        return _imported(dataset).image_shape
     return IMAGE_SHAPES[dataset]
 
 
 def num_classes(dataset: str) -> int:
+    if is_import_path(dataset):
+        return _imported(dataset).num_classes
     return STREAMED_CLASSES.get(dataset) or NUM_CLASSES[dataset]
+
+
+def is_known(dataset: str) -> bool:
+    """A built-in dataset name or an import path (which `validate` loads and checks)."""
+    return dataset in NUM_CLASSES or dataset in STREAMED_CLASSES or is_import_path(dataset)
+
+
+def _imported(dataset: str):
+    from jaxtickets.data import imported
+
+    return imported.load(dataset)
 
 
 @dataclasses.dataclass
@@ -135,7 +154,11 @@ def _npz(dataset: str, path: str) -> dict[str, Split]:
 
 
 def _raw_splits(dataset: str, source: str, data_dir: str, npz_file: str) -> dict[str, Split]:
-    """train/test of `dataset` from `source` ('embedded', 'npz' or 'tfds')."""
+    """train/test of `dataset` from `source` ('embedded', 'npz' or 'tfds'), or from its
+    function where `dataset` is an import path (`source` is not read then)."""
+    if is_import_path(dataset):
+        arrays = _imported(dataset)
+        return {"train": Split(*arrays.train), "test": Split(*arrays.test)}
     if source == "embedded":
         return _embedded_mnist()
     if source == "npz":
@@ -169,4 +192,4 @@ def load_splits(dataset: str, source: str, data_dir: str, validation_size: int,
             raise ConfigError(f"data.test_size: {test_size} exceeds the {len(test)} test images")
         test = test.take(np.sort(np.random.default_rng(split_seed + 1).permutation(
             len(test))[:test_size]))
-    return Splits(dataset, train, validation, test, NUM_CLASSES[dataset])
+    return Splits(dataset, train, validation, test, num_classes(dataset))

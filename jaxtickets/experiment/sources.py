@@ -23,8 +23,8 @@ from jaxtickets.config_values import inherited
 from jaxtickets.errors import ConfigError
 from jaxtickets.data import selections
 from jaxtickets.data.augment import JITTER, ImageRecipe
-from jaxtickets.data.datasets import (IMAGE_SHAPES, STREAMED_CLASSES, Splits, input_shape,
-                                      load_splits, normalization)
+from jaxtickets.data.datasets import (STREAMED_CLASSES, Splits, input_shape, load_splits,
+                                      normalization)
 from jaxtickets.experiment.setup import Setup, evaluation_recipe, source_recipe
 from jaxtickets.models.layers import OUTPUT_LAYER
 from jaxtickets.sparsity.masks import PrunablePolicy, kernel_kind, path_name
@@ -197,7 +197,7 @@ def other_dataset_splits(config: ml_collections.ConfigDict, dataset: str,
                          d.split_seed, d.npz_file)
     target = input_shape(d.dataset, d.image_size)
     if d.dataset in STREAMED_CLASSES:
-        target = IMAGE_SHAPES[dataset][:2] + target[2:]
+        target = input_shape(dataset)[:2] + target[2:]
     return selections.adapt_splits(splits, target)
 
 

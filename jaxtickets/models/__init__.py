@@ -8,6 +8,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from jaxtickets.import_paths import is_import_path
 from jaxtickets.registry import Registry
 
 from jaxtickets.models.alexnet import AlexNet
@@ -49,7 +50,11 @@ _BUILT_IN = {
 
 def register_model(name: str, factory: Callable[[int, float], nn.Module]) -> None:
     """Adds a model: factory(num_classes, dropout) -> a Flax module whose __call__ takes
-    (images, train) and whose output layer is named 'output' (docs/extending.md)."""
+    (images, train) and whose output layer is named 'output' (docs/extending.md). A name
+    holding ':' would read as an import path, so none may."""
+    if is_import_path(name):
+        raise ValueError(f"a model name may not hold ':' (it would read as an import "
+                         f"path): {name!r}")
     _REGISTRY.add(name, factory)
 
 
@@ -74,4 +79,10 @@ def abstract_variables(model: nn.Module, image_shape: tuple[int, ...]) -> dict:
 
 
 def create_model(name: str, num_classes: int, dropout: float = 0.0) -> nn.Module:
+    """The registered model `name`, or the user's model at import path `name`
+    ('package.module:attr': models/imported.py, docs/extending.md)."""
+    if is_import_path(name):
+        from jaxtickets.models import imported
+
+        return imported.build(name, num_classes, dropout)
     return _REGISTRY.get(name, "model.name")(num_classes, dropout)

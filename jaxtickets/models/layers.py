@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import flax.linen as nn
 
-OUTPUT_LAYER = "output"
-SHORTCUT_MARK = "shortcut"
+from jaxtickets.sparsity.naming import OUTPUT_LAYER, SHORTCUT_MARK  # noqa: F401
 
 # P2/P1/P4: Gaussian Glorot (PyTorch's xavier_normal_), i.e. untruncated normal.
 glorot_normal = nn.initializers.variance_scaling(1.0, "fan_avg", "normal")

@@ -14,7 +14,7 @@ from __future__ import annotations
 import jax
 import ml_collections
 
-from jaxtickets.data.datasets import NUM_CLASSES, STREAMED_CLASSES, input_shape
+from jaxtickets.data.datasets import input_shape, num_classes
 from jaxtickets.models import abstract_variables, create_model
 from jaxtickets.sparsity.masks import PrunablePolicy, kernel_kind
 from jaxtickets.sparsity.pruning import num_to_prune, one_shot_rate
@@ -23,8 +23,7 @@ from jaxtickets.sparsity.pruning import num_to_prune, one_shot_rate
 def kernel_counts(config: ml_collections.ConfigDict) -> list[tuple[str, int]]:
     """(kind, weights) of every kernel of the config's model on its dataset."""
     d = config.data
-    classes = {**NUM_CLASSES, **STREAMED_CLASSES}[d.dataset]
-    shapes = abstract_variables(create_model(config.model.name, classes),
+    shapes = abstract_variables(create_model(config.model.name, num_classes(d.dataset)),
                                 input_shape(d.dataset, d.image_size))["params"]
     out = []
     for path, leaf in jax.tree_util.tree_flatten_with_path(shapes)[0]:

@@ -15,8 +15,8 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from jaxtickets.models.layers import OUTPUT_LAYER, SHORTCUT_MARK
 from jaxtickets.parallel import to_host
+from jaxtickets.sparsity.naming import OUTPUT_LAYER, SHORTCUT_MARK
 
 PyTree = Any
 KINDS = ("conv", "dense", "output", "shortcut")

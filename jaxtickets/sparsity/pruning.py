@@ -11,7 +11,7 @@ a P4 criterion of the final weights and, for most criteria, the initial ones
 from __future__ import annotations
 
 import math
-from typing import Any, Mapping, Optional
+from typing import Any, Callable, Mapping, Optional
 
 import jax
 import numpy as np
@@ -98,15 +98,23 @@ def _rebuild(mask: PyTree, new_masks: list[np.ndarray]) -> PyTree:
                                   is_leaf=lambda x: x is None)
 
 
-def prune_layerwise(params: PyTree, mask: PyTree, rates: Mapping[str, float], seed: int,
-                    criterion: str = "large_final", init: Optional[PyTree] = None) -> PyTree:
-    """Prunes each layer on its own at the rate of its kind (P2 Fig. 2's table)."""
+def prune_per_layer(params: PyTree, mask: PyTree, rate_of: Callable[[tuple, Any], float],
+                    seed: int, criterion: str = "large_final",
+                    init: Optional[PyTree] = None) -> PyTree:
+    """Prunes each layer on its own at `rate_of(path, kernel)`; one seeded generator
+    breaks the ties of every layer, drawn from in the tree's order."""
     rng = np.random.default_rng(seed)
     new_masks = []
     for path, w, wi, m in _prunable(params, mask, init, criterion):
-        rate = rates[kernel_kind(path, w)]
-        new_masks.extend(_prune_group([w], [wi], [m], rate, rng, criterion))
+        new_masks.extend(_prune_group([w], [wi], [m], rate_of(path, w), rng, criterion))
     return _rebuild(mask, new_masks)
+
+
+def prune_layerwise(params: PyTree, mask: PyTree, rates: Mapping[str, float], seed: int,
+                    criterion: str = "large_final", init: Optional[PyTree] = None) -> PyTree:
+    """Prunes each layer on its own at the rate of its kind (P2 Fig. 2's table)."""
+    return prune_per_layer(params, mask, lambda path, w: rates[kernel_kind(path, w)], seed,
+                           criterion, init)
 
 
 def prune_global(params: PyTree, mask: PyTree, rate: float, seed: int,
