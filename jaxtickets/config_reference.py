@@ -129,6 +129,27 @@ DESCRIPTIONS: dict[str, str] = {
                          "source's unless the source sets its own; evaluation images are "
                          "never jittered. P0 App. A jitters only the 1% ImageNet subsets. "
                          "Refused where no streamed training split would read it.",
+    "data.random_labels_fraction": "Label noise (OpenLTH's random_labels_fraction): "
+                                   "round(fraction x N) of the evaluation's N training "
+                                   "images (after data.half), chosen by data.split_seed "
+                                   "and the same for every replicate, have their labels "
+                                   "permuted among themselves; a chosen image may keep "
+                                   "its class, and every class keeps its count (OpenLTH "
+                                   "draws uniform classes instead). 1.0 gives exactly "
+                                   "the shuffled_labels task's labels; validation and "
+                                   "test labels are untouched. Sources training on that "
+                                   "same split (data.dataset and data.half; the implicit "
+                                   "source) see the noise, others do not. The run "
+                                   "prints the changed count and per-class min/max. "
+                                   "Must lie in [0, 1]; 0: off.",
+    "data.blur_factor": "Blur (OpenLTH's blur_factor): each image of data.dataset is "
+                        "averaged over factor x factor pixel blocks and upsampled back "
+                        "by nearest neighbour (each block takes its rounded mean); "
+                        "training, validation and test alike, in memory once after "
+                        "loading, streamed per image after the crop. Sources reading "
+                        "data.dataset see it blurred, other datasets are not. Both "
+                        "image sides (data.image_size for streamed datasets) must be "
+                        "divisible by it; 1: off.",
     # ---- train -----------------------------------------------------------------------
     "train.batch_size": "Examples per training step (the global batch, split over the "
                         "devices).",

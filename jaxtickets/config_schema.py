@@ -19,8 +19,8 @@ import ml_collections
 
 from jaxtickets import branches, config_values, durations
 from jaxtickets.errors import ConfigError
-from jaxtickets.data.datasets import (NORMALIZE_MODES, NUM_CLASSES, STREAMED_CLASSES,
-                                      input_shape, num_classes)
+from jaxtickets.data.datasets import (IMAGE_SHAPES, NORMALIZE_MODES, NUM_CLASSES,
+                                      STREAMED_CLASSES, input_shape, num_classes)
 from jaxtickets.data.selections import HALVES, per_class_count
 from jaxtickets.import_paths import is_import_path, looks_dotted, missing_colon
 from jaxtickets.models import abstract_variables, create_model, model_names
@@ -85,6 +85,13 @@ def base_config() -> ml_collections.ConfigDict:
     # on evaluation images, nor on in-memory datasets (augmented on the device). Off: P0
     # App. A jitters the 1% subsets only (per source; Exemplar jitters on the device).
     c.data.color_jitter = False
+    # Label noise: this fraction of the evaluation's training labels (after data.half),
+    # chosen by data.split_seed, permuted among themselves; 1.0 is the shuffled_labels
+    # task's labels (data/selections.py random_labels). Validation and test untouched.
+    c.data.random_labels_fraction = 0.0
+    # Blur: every image of data.dataset averaged over factor x factor blocks and
+    # upsampled back (nearest); 1: off. The image sides must be divisible by it.
+    c.data.blur_factor = 1
 
     c.train = ml_collections.ConfigDict()
     c.train.batch_size = 60
@@ -532,6 +539,28 @@ def _validate_data(config: ml_collections.ConfigDict) -> None:
     if config.data.normalize not in NORMALIZE_MODES:
         raise ConfigError(f"data.normalize: expected one of {NORMALIZE_MODES}, got "
                           f"{config.data.normalize!r}")
+    _validate_noise_blur(config.data)
+
+
+def _validate_noise_blur(d: ml_collections.ConfigDict) -> None:
+    """data.random_labels_fraction in [0, 1]; data.blur_factor an integer >= 1 dividing
+    both image sides (checked here where the dataset's shape is known without loading
+    it, and again on the images themselves)."""
+    fraction = d.random_labels_fraction
+    if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) or not (
+            0.0 <= fraction <= 1.0):
+        raise ConfigError(f"data.random_labels_fraction: must lie in [0, 1], got "
+                          f"{fraction!r}")
+    factor = d.blur_factor
+    if isinstance(factor, bool) or not isinstance(factor, int) or factor < 1:
+        raise ConfigError(f"data.blur_factor: must be an integer >= 1 (1: no blur), got "
+                          f"{factor!r}")
+    if factor > 1 and not is_import_path(d.dataset) and (
+            d.dataset in STREAMED_CLASSES or d.dataset in IMAGE_SHAPES):
+        h, w = input_shape(d.dataset, d.image_size)[:2]
+        if h % factor or w % factor:
+            raise ConfigError(f"data.blur_factor: {d.dataset}'s images are {h} x {w}, not "
+                              f"divisible by {factor}; choose a divisor of both sides")
 
 
 def _validate_train(config: ml_collections.ConfigDict) -> None:
@@ -866,7 +895,8 @@ def identity(config: ml_collections.ConfigDict) -> str:
 ADDED_LATER = {"model.compute_dtype": "float32", "data.image_size": 224,
                "data.rotation_degrees": 0.0, "data.npz_file": "", "model.init": "default",
                "pruning.controls_from_scratch": "", "pruning.control_draws": 1,
-               "data.color_jitter": False}
+               "data.color_jitter": False, "data.random_labels_fraction": 0.0,
+               "data.blur_factor": 1}
 ADDED_LATER_SOURCE = {"pad_crop": -1, "flip": -1, "color_jitter": -1}  # generation.NAME.*
 # Streamed training images were colour-jittered before data.color_jitter existed (its
 # default now is off), so for a streamed dataset the key always enters the identity and

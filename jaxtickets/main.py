@@ -20,11 +20,15 @@ write is one line, `error: cannot write PATH: <reason>`.
 
 from __future__ import annotations
 
-import errno
-import sys
+import time
 
-from absl import app, flags, logging
-from ml_collections import config_flags
+_STARTED = time.time()  # before any other import: the start-up line counts from here
+
+import errno  # noqa: E402
+import sys  # noqa: E402
+
+from absl import app, flags, logging  # noqa: E402
+from ml_collections import config_flags  # noqa: E402
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Experiment config file[:arg].",
                                           lock_config=True)
@@ -81,6 +85,10 @@ def run(config, workdir, dry_run: bool = False, calibrate: bool = True) -> int:
     from jaxtickets.experiment.workdir import WorkdirError
     from jaxtickets.training.loop import DivergenceError
 
+    from jaxtickets import startup
+
+    startup.mark_process_start(_STARTED)
+    startup.mark_imports_done()
     try:
         if dry_run:
             from jaxtickets.experiment.dry_run import dry_run as print_plan

@@ -10,7 +10,8 @@ generation.NAME.color_jitter; experiment/sources.py image_recipe). Evaluation:
 resize the shorter side to size / 0.875, centre crop, never jittered. Every random draw
 comes from the generator passed in, so an image's augmentation is a pure function of
 its seed; the jitter draws come last, so an image's rotation, crop and flip are the
-same with jitter on or off.
+same with jitter on or off. With `blur` > 1 (data.blur_factor) every cropped image,
+training and evaluation alike, is blurred last (`blur`: no random draws).
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ import math
 
 import numpy as np
 from PIL import Image
+
+from jaxtickets.errors import ConfigError
 
 EVAL_CROP_FRACTION = 0.875  # 224 of 256: the usual ImageNet centre crop
 # Colour jitter's strength where it is on: brightness, contrast and saturation factors
@@ -40,6 +43,7 @@ class ImageRecipe:
     flip: bool = True
     jitter: float = JITTER        # brightness, contrast, saturation in 1 ± jitter; 0: none
     rotation_degrees: float = 0.0  # Exemplar: uniform in ± this, before the crop
+    blur: int = 1                 # data.blur_factor: `blur` after the crop; 1: none
 
 
 def _as_rgb(image: np.ndarray) -> Image.Image:
@@ -87,6 +91,23 @@ def _jitter(pixels: np.ndarray, amount: float, rng: np.random.Generator) -> np.n
     return np.clip(np.round(x), 0, 255).astype(np.uint8)
 
 
+def blur(images: np.ndarray, factor: int, key: str = "data.blur_factor") -> np.ndarray:
+    """uint8 images [..., H, W, C] downsampled by `factor` (each factor x factor block
+    replaced by its mean, rounded half to even) and upsampled back by nearest neighbour
+    (the block's pixels all get that mean): same shape, 1/factor the resolution.
+    Factor 1 returns `images` itself. H and W must be divisible by `factor`."""
+    if factor == 1:
+        return images
+    *lead, h, w, c = images.shape
+    if h % factor or w % factor:
+        raise ConfigError(f"{key}: the images are {h} x {w}, not divisible by the "
+                          f"blur factor {factor}; choose a divisor of both sides")
+    blocks = images.reshape(*lead, h // factor, factor, w // factor, factor, c)
+    means = np.round(blocks.astype(np.float32).mean(axis=(-4, -2)))
+    small = np.clip(means, 0, 255).astype(np.uint8)
+    return np.repeat(np.repeat(small, factor, axis=-3), factor, axis=-2)
+
+
 def train_image(image: np.ndarray, recipe: ImageRecipe, rng: np.random.Generator) -> np.ndarray:
     """One augmented training image, uint8 [size, size, 3]. With recipe.jitter 0 the
     jitter is skipped and draws nothing; it draws after the crop and flip, which are
@@ -99,12 +120,13 @@ def train_image(image: np.ndarray, recipe: ImageRecipe, rng: np.random.Generator
     pil = pil.resize((recipe.size, recipe.size), resample=Image.BILINEAR, box=box)
     if recipe.flip and rng.random() < 0.5:
         pil = pil.transpose(Image.FLIP_LEFT_RIGHT)
-    pixels = np.asarray(pil)
+    pixels = blur(np.asarray(pil), recipe.blur)
     return _jitter(pixels, recipe.jitter, rng) if recipe.jitter else pixels
 
 
 def eval_image(image: np.ndarray, recipe: ImageRecipe) -> np.ndarray:
-    """Shorter side resized to size / 0.875, then the centre size x size crop."""
+    """Shorter side resized to size / 0.875, then the centre size x size crop (blurred
+    with recipe.blur > 1)."""
     pil = _as_rgb(image)
     short = int(round(recipe.size / EVAL_CROP_FRACTION))
     scale = short / min(pil.width, pil.height)
@@ -112,4 +134,4 @@ def eval_image(image: np.ndarray, recipe: ImageRecipe) -> np.ndarray:
     height = max(recipe.size, int(round(pil.height * scale)))
     pil = pil.resize((width, height), resample=Image.BILINEAR)
     x, y = (width - recipe.size) // 2, (height - recipe.size) // 2
-    return np.asarray(pil.crop((x, y, x + recipe.size, y + recipe.size)))
+    return blur(np.asarray(pil.crop((x, y, x + recipe.size, y + recipe.size))), recipe.blur)

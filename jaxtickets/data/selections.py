@@ -6,8 +6,9 @@ the same `labels`, `take` and `with_labels`) with equal labels select the same i
 The selections: a per-class fraction of the samples (exact counts, stratified), a
 fraction of the classes with all their images (relabelled 0..k-1), stratified halves
 (CIFAR-10a/b), one fixed permutation of the labels, the S4L labelled/unlabelled split
-(unlabelled images get label -1), and another dataset's images brought to the model's
-input shape.
+(unlabelled images get label -1), another dataset's images brought to the model's
+input shape, and the evaluation data's label noise and blur (data.random_labels_fraction,
+data.blur_factor).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import TypeVar
 
 import numpy as np
 
+from jaxtickets.data.augment import blur
 from jaxtickets.data.datasets import Split, Splits
 from jaxtickets.errors import ConfigError
 
@@ -98,6 +100,56 @@ def shuffled_labels(split: AnySplit, seed: int) -> AnySplit:
     count, images and labels are decorrelated (P0 Fig. 4, docs/choices.md#shuffled-labels)."""
     perm = np.random.default_rng(seed).permutation(len(split))
     return split.with_labels(split.labels[perm])
+
+
+def random_label_count(size: int, fraction: float) -> int:
+    """How many of `size` images random_labels chooses: round(fraction x size), halves up."""
+    return min(size, int(np.floor(fraction * size + 0.5)))
+
+
+def random_label_sources(size: int, fraction: float, seed: int
+                         ) -> tuple[np.ndarray, np.ndarray]:
+    """(chosen, donors) for `random_labels`: image chosen[j] takes the label of image
+    donors[j]. `chosen`, sorted, holds round(fraction x size) images (halves up), drawn
+    by the seed; `donors` is the same images in the order of shuffled_labels' permutation
+    for that seed, so the chosen labels are permuted among themselves uniformly at random,
+    and at fraction 1 image i takes the label of image perm[i], as in shuffled_labels."""
+    if not 0.0 <= fraction <= 1.0:
+        raise ConfigError(f"data.random_labels_fraction: must lie in [0, 1], got {fraction}")
+    rng = np.random.default_rng(seed)
+    perm = rng.permutation(size)  # shuffled_labels' permutation: drawn first
+    count = random_label_count(size, fraction)
+    if count == size:
+        return np.arange(size), perm
+    chosen = np.sort(rng.choice(size, count, replace=False))
+    return chosen, perm[np.isin(perm, chosen)]
+
+
+def random_labels(split: AnySplit, fraction: float, seed: int) -> AnySplit:
+    """Label noise (data.random_labels_fraction): round(fraction x N) images chosen by
+    the seed get labels permuted among themselves (random_label_sources), the others keep
+    theirs. A chosen image may draw its own class, so fewer than the chosen count may
+    change; every class keeps its count. Fraction 1 is shuffled_labels(split, seed)
+    exactly, fraction 0 the split itself."""
+    if fraction == 0.0:
+        return split
+    chosen, donors = random_label_sources(len(split), fraction, seed)
+    labels = np.array(split.labels, dtype=np.int32)
+    labels[chosen] = labels[donors]
+    return split.with_labels(labels)
+
+
+def blur_splits(splits: Splits, factor: int) -> Splits:
+    """Every image of the in-memory splits blurred by `factor` (augment.blur: block
+    means, upsampled back by nearest neighbour); factor 1 returns `splits`."""
+    if factor == 1:
+        return splits
+
+    def one(split: Split) -> Split:
+        return Split(blur(split.images, factor), split.labels)
+
+    return dataclasses.replace(splits, train=one(splits.train),
+                               validation=one(splits.validation), test=one(splits.test))
 
 
 def mark_unlabelled(split: AnySplit, labelled_fraction: float, seed: int) -> AnySplit:

@@ -339,17 +339,37 @@ def load_tfds_arrays(
     name: str,
     split: str,
     data_dir: str | os.PathLike[str] | None = None,
+    *,
+    cache: bool = True,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Reads a whole split of a prepared TFDS dataset as ``(images uint8 NHWC, labels int32)``.
 
     Goes through ``tfds.data_source`` (never downloads; ``data_dir=None`` means
     TFDS's default folder). ``split`` accepts TFDS slicing, e.g. 'train[:10%]'.
-    Records come in on-disk order.
+    Records come in on-disk order. A whole split ('train', 'test') is decoded once
+    and then read from the decoded cache beside the dataset
+    (:mod:`jaxtickets.data.decoded_cache`; ``cache=False`` always decodes); the
+    arrays are the same either way.
 
     Raises:
       FileNotFoundError: the dataset is not prepared in ``data_dir``; the
         message gives the command that prepares it.
     """
+    decode = functools.partial(_decode_split, name, split, data_dir)
+    if not cache:
+        return decode()
+    from jaxtickets.data import decoded_cache
+
+    dataset_dir = tfds.builder(name, data_dir=data_dir).data_dir
+    return decoded_cache.load(dataset_dir, name, split, decode)
+
+
+def _decode_split(
+    name: str,
+    split: str,
+    data_dir: str | os.PathLike[str] | None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """``split`` decoded record by record through ``tfds.data_source``."""
     source = open_data_source(name, split, data_dir)
     n = len(source)
     images: np.ndarray | None = None

@@ -28,7 +28,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from jaxtickets import branches, checkpoints, distributed
+from jaxtickets import branches, checkpoints, distributed, startup
 from jaxtickets.branches import LevelContext
 from jaxtickets.config_schema import identity, validate
 from jaxtickets.errors import ConfigError
@@ -79,11 +79,14 @@ class Experiment:
         self.id = identity(config)
         self.resuming = workdir_lib.check_identity(self.workdir, config)
         label_cache = pathlib.Path(label_cache or self.workdir / workdir_lib.LABEL_INDEX_DIR)
-        self.splits, full = load_evaluation_data(config, label_cache)
+        startup.begin_experiment()
+        with startup.loading_data():
+            self.splits, full = load_evaluation_data(config, label_cache)
         self.evaluation: Setup = evaluation_setup(config, self.splits)
         self.schedule = self.evaluation.schedule
-        self.sources: list[Source] = build_sources(config, self.workdir, self.evaluation, full,
-                                                   label_cache)
+        with startup.loading_data():
+            self.sources: list[Source] = build_sources(config, self.workdir, self.evaluation,
+                                                       full, label_cache)
         p = config.pruning
         self.policy = masks_lib.PrunablePolicy(**p.prune.to_dict())
         self.levels = list(range(p.levels + 1))
@@ -144,7 +147,8 @@ class Experiment:
             else:
                 workdir_lib.write_config(self.workdir, self.config)
             todo = sum(s.steps for s in self.plan if not s.is_done())
-            self.progress = Progress(todo, self.config.runtime.log_every_seconds)
+            self.progress = Progress(todo, self.config.runtime.log_every_seconds,
+                                     first_step=self._print_startup)
             self.stages: list[dict] = []  # the cost of every trained run, evaluated or not
             started = time.time()
             rows = self._run_in_order() if self.lane_cap == 1 else self._run_in_waves()
@@ -154,6 +158,11 @@ class Experiment:
             distributed.primary_print(f"done in {time.time() - started:.1f}s; results in "
                   f"{self.workdir / results.RESULTS_FILE}", flush=True)
             return out
+
+    def _print_startup(self) -> None:
+        """The start-up line (startup.py), once, when the first train steps are done."""
+        distributed.primary_print(
+            startup.line(sum(self.compile_clock.seconds.values())), flush=True)
 
     def _run_in_order(self) -> list[dict]:
         """runtime.lanes = 1: every stage in plan order, every run trained alone."""

@@ -28,7 +28,7 @@ from jaxtickets.data.datasets import (STREAMED_CLASSES, Splits, input_shape, loa
 from jaxtickets.experiment.setup import Setup, evaluation_recipe, source_recipe
 from jaxtickets.models.layers import OUTPUT_LAYER
 from jaxtickets.sparsity.masks import PrunablePolicy, kernel_kind, path_name
-from jaxtickets import tasks
+from jaxtickets import distributed, tasks
 from jaxtickets.tasks import create_task
 from jaxtickets.training import backend_defaults
 from jaxtickets.training.steps import InputSpec
@@ -114,13 +114,17 @@ def color_jitter(config: ml_collections.ConfigDict, name: str | None = None) -> 
     return inherited(own, config.data.color_jitter)
 
 
-def image_recipe(config: ml_collections.ConfigDict, jitter: bool = False) -> ImageRecipe:
+def image_recipe(config: ml_collections.ConfigDict, jitter: bool = False,
+                 dataset: str | None = None) -> ImageRecipe:
     """The host-side augmentation of the experiment's streamed images: crops of
     data.image_size after data.rotation_degrees, colour jitter only with `jitter` (off
     for evaluation images, whose centre crops ignore it, and for training images whose
-    config does not ask for it: no jitter draws are made then)."""
-    return ImageRecipe(size=config.data.image_size, jitter=JITTER if jitter else 0.0,
-                       rotation_degrees=config.data.rotation_degrees)
+    config does not ask for it: no jitter draws are made then), and data.blur_factor's
+    blur of every crop where `dataset` (None: data.dataset) is the evaluation's."""
+    d = config.data
+    return ImageRecipe(size=d.image_size, jitter=JITTER if jitter else 0.0,
+                       rotation_degrees=d.rotation_degrees,
+                       blur=d.blur_factor if dataset in (None, d.dataset) else 1)
 
 
 def streamed_splits(config: ml_collections.ConfigDict, dataset: str,
@@ -132,31 +136,65 @@ def streamed_splits(config: ml_collections.ConfigDict, dataset: str,
 
     d = config.data
     splits = load_streamed_splits(dataset, d.data_dir or None, d.validation_size,
-                                  d.split_seed, image_recipe(config),
+                                  d.split_seed, image_recipe(config, dataset=dataset),
                                   backend_defaults.reader_threads(config.runtime.reader_threads),
                                   label_cache)
-    return dataclasses.replace(splits, train=with_jitter(config, splits.train, jitter))
+    return dataclasses.replace(splits, train=with_jitter(config, splits.train, jitter,
+                                                         dataset))
 
 
-def with_jitter(config: ml_collections.ConfigDict, train, jitter: bool):
-    """Streamed training split `train` with the experiment's recipe, jittered iff
-    `jitter`; `train` itself when it has that recipe already, so a source that
-    augments like the evaluation keeps the evaluation's splits (and runs)."""
-    recipe = image_recipe(config, jitter)
+def with_jitter(config: ml_collections.ConfigDict, train, jitter: bool,
+                dataset: str | None = None):
+    """Streamed training split `train` (of `dataset`, None: data.dataset) with the
+    experiment's recipe, jittered iff `jitter`; `train` itself when it has that recipe
+    already, so a source that augments like the evaluation keeps the evaluation's
+    splits (and runs)."""
+    recipe = image_recipe(config, jitter, dataset)
     return train if train.recipe == recipe else train.with_recipe(recipe)
 
 
 def load_evaluation_data(config: ml_collections.ConfigDict, label_cache: pathlib.Path
                          ) -> tuple[Splits | StreamedSplits, Splits | StreamedSplits]:
-    """(the evaluation's splits, the same before data.half): in memory, or streamed from
-    disk batch by batch for datasets too large for memory."""
+    """(the evaluation's splits, the same before data.half and label noise): in memory,
+    or streamed from disk batch by batch for datasets too large for memory.
+    data.blur_factor blurs every image of data.dataset (in memory here, once; streamed
+    per crop, image_recipe), so sources reading data.dataset see it blurred too;
+    data.random_labels_fraction changes the training labels after data.half (with_noise),
+    so only sources training on exactly that split (data.dataset and data.half, the
+    implicit source among them) see the noisy labels."""
     d = config.data
     if d.dataset in STREAMED_CLASSES:
         full = streamed_splits(config, d.dataset, label_cache, color_jitter(config))
     else:
-        full = load_splits(d.dataset, d.source, d.data_dir, d.validation_size,
-                           d.train_size, d.test_size, d.split_seed, d.npz_file)
-    return with_half(full, d.half, d.split_seed), full
+        full = selections.blur_splits(
+            load_splits(d.dataset, d.source, d.data_dir, d.validation_size,
+                        d.train_size, d.test_size, d.split_seed, d.npz_file), d.blur_factor)
+    return with_noise(with_half(full, d.half, d.split_seed), d.random_labels_fraction,
+                      d.split_seed), full
+
+
+def label_noise_seed(split_seed: int) -> int:
+    """The seed of data.random_labels_fraction: the one the shuffled_labels task draws
+    its permutation with (a function of data.split_seed, shared by all replicates), so
+    fraction 1 gives the labels a shuffled_labels source on the same split trains on."""
+    return _seed(split_seed, tasks.get("shuffled_labels").seed_stream)
+
+
+def with_noise(splits, fraction: float, split_seed: int):
+    """The splits with data.random_labels_fraction of the training labels permuted among
+    themselves (selections.random_labels); validation and test untouched. Prints, once,
+    how many labels were chosen and changed and the per-class counts after."""
+    if fraction == 0.0:
+        return splits
+    train = selections.random_labels(splits.train, fraction, label_noise_seed(split_seed))
+    before, after = np.asarray(splits.train.labels), np.asarray(train.labels)
+    chosen = selections.random_label_count(len(after), fraction)
+    counts = np.bincount(after[after >= 0], minlength=splits.num_classes)
+    distributed.primary_print(
+        f"data.random_labels_fraction={fraction:g}: {chosen} of {len(after)} training "
+        f"labels permuted among themselves, {int(np.sum(before != after))} changed; "
+        f"images per class after: min {int(counts.min())}, max {int(counts.max())}")
+    return dataclasses.replace(splits, train=train)
 
 
 def with_half(splits, which: str, split_seed: int):
@@ -222,7 +260,7 @@ def source_splits(config: ml_collections.ConfigDict, name: str, evaluation, full
     if kind.select is not None:  # the task's own change of the data (its labels)
         train = kind.select(train, s, _seed(d.split_seed, kind.seed_stream))
     if dataset in STREAMED_CLASSES:
-        train = with_jitter(config, train, color_jitter(config, name))
+        train = with_jitter(config, train, color_jitter(config, name), dataset)
     if train is not splits.train:
         splits = dataclasses.replace(splits, train=train)
     labelled = (int(np.sum(splits.train.labels >= 0)) if kind.counts_labelled

@@ -103,8 +103,11 @@ def summarize(history: list[dict], wall_seconds: float) -> dict:
 class Progress:
     """Prints level, step, speed and ETA at most every `every_seconds`."""
 
-    def __init__(self, total_steps: int, every_seconds: float = 10.0):
+    def __init__(self, total_steps: int, every_seconds: float = 10.0,
+                 first_step: Callable[[], None] | None = None):
+        """`first_step`: called once, before the first report (the start-up line)."""
         self.total_steps = max(total_steps, 1)
+        self._first_step = first_step
         self.done_steps = 0
         self.every_seconds = every_seconds
         self._last_print = -math.inf
@@ -112,6 +115,9 @@ class Progress:
 
     def update(self, label: str, step: int, end: int, steps: int, metrics: dict,
                force: bool = False) -> None:
+        if self._first_step is not None:
+            first, self._first_step = self._first_step, None
+            first()
         self.done_steps += steps
         now = time.time()
         if not force and now - self._last_print < self.every_seconds:
