@@ -72,7 +72,13 @@ DESCRIPTIONS: dict[str, str] = {
                   "for LeNet, Conv-x and VGG, He fan_out for ResNets and MobileNet), any "
                   "other name redraws every conv and dense kernel with it (e.g. "
                   "'glorot_normal' for P2's ResNet-20). Biases and BatchNorm parameters "
-                  "keep the model's own.",
+                  "keep the model's own (model.bn_init sets BatchNorm's).",
+    "model.bn_init": "BatchNorm scale and bias, OpenLTH's options: 'default' keeps the "
+                     "model's own (scale 1, bias 0); 'fixed' sets scale 1, bias 0 "
+                     "explicitly (Flax's and PyTorch's default); 'ones' scale 1, bias 1 "
+                     "(OpenLTH's 'oneone'); 'uniform' scale ~ U(0, 1), bias 0; "
+                     "'positive_negative' scale ~ U(-1, 1), bias 0. Any but 'default' is "
+                     "refused for a model without BatchNorm.",
     # ---- data ------------------------------------------------------------------------
     "data.dataset": "The evaluation's dataset (and every source's, unless a source sets "
                     "its own). In-memory datasets are loaded onto the device; ImageNet and "
@@ -181,7 +187,21 @@ DESCRIPTIONS: dict[str, str] = {
     "train.eval_every": "Interval, as a duration, between evaluations on the validation "
                         "and test splits; the early-stopping metrics (early_stop_*) are "
                         "taken at the evaluation with the lowest validation loss (P2). "
-                        "Training always runs the whole budget.",
+                        "Training always runs the whole budget. 'end': one evaluation, "
+                        "when training ends (OpenLTH's evaluate-only-at-end); the "
+                        "early-stop and final numbers are then that evaluation's.",
+    "train.freeze": "Parameter groups that keep their starting values bit for bit and "
+                    "get no optimizer state: 'batchnorm' (BatchNorm scales and biases), "
+                    "'output' (the layer named output), 'others' (every other "
+                    "parameter), 'all'. ('others', 'output') trains the BatchNorm "
+                    "parameters only; running statistics still update. Applies to every "
+                    "run, sources included (training/freezing.py). A group the model "
+                    "lacks, or nothing left to train, is refused.",
+    "train.freeze_except": "Path patterns (fnmatch on '/'-joined parameter paths, e.g. "
+                           "'hidden_1/*' or '*/bn1/scale') that stay trainable although "
+                           "train.freeze names their group: ('all',) with one pattern "
+                           "trains that pattern only. Each must match a parameter; only "
+                           "read when train.freeze names a group.",
     "train.eval_batch_size": "Examples per evaluation batch (rounded up to a multiple of "
                              "the device count); the whole split is evaluated exactly "
                              "once, padding weighted 0.",
@@ -376,6 +396,15 @@ DESCRIPTIONS: dict[str, str] = {
                      "side by side as lanes of one program: 'auto' (as many as the "
                      "device's memory holds on an accelerator, 1 on CPU), a cap such as "
                      "'8', or '1' for one run after another. Float rounding only.",
+    "runtime.compilation_cache": "JAX's persistent compilation cache, so that a run "
+                                 "reads the XLA programs an earlier run compiled "
+                                 "instead of compiling them again: 'auto' (one "
+                                 "directory per user: $JAXTICKETS_CACHE_DIR/xla, else "
+                                 "$XDG_CACHE_HOME/jaxtickets/xla, else "
+                                 "~/.cache/jaxtickets/xla), 'off' (or '') for none, or a "
+                                 "directory. JAX_COMPILATION_CACHE_DIR in the "
+                                 "environment wins; an unwritable directory is a warning "
+                                 "and the run goes on uncached. Never changes a result.",
 }
 
 # Section titles and introductions, by top-level group ('' : the top-level keys).
@@ -508,9 +537,10 @@ def _choice_sources() -> dict[str, Callable[[], tuple[str, ...]]]:
     from jaxtickets.data.datasets import NORMALIZE_MODES
     from jaxtickets.data.selections import HALVES
     from jaxtickets.models import model_names
-    from jaxtickets.models.initializers import init_names
+    from jaxtickets.models.initializers import bn_init_names, init_names
     from jaxtickets.sparsity.actions import mask0_names, mask1_names
     from jaxtickets.sparsity.criteria import CRITERIA
+    from jaxtickets.training import freezing
     from jaxtickets.training.optimizers import OPTIMIZERS
     from jaxtickets.training.schedules import SCHEDULES
     from jaxtickets.training.steps import COMPUTE_DTYPES
@@ -534,12 +564,14 @@ def _choice_sources() -> dict[str, Callable[[], tuple[str, ...]]]:
         "model.name": lambda: _names(model_names()),
         "model.compute_dtype": lambda: _names(COMPUTE_DTYPES),
         "model.init": lambda: _names(init_names()),
+        "model.bn_init": lambda: _names(bn_init_names()),
         "data.dataset": lambda: _names(config_schema.DATASETS),
         "data.source": lambda: _names(config_schema.SOURCES),
         "data.half": lambda: _names(HALVES),
         "data.normalize": lambda: _names(NORMALIZE_MODES),
         "train.optimizer": lambda: _names(OPTIMIZERS),
         "train.schedule": lambda: _names(SCHEDULES),
+        "train.freeze": lambda: _names(freezing.GROUPS + (freezing.ALL,)),
         "pruning.method": lambda: _names(config_schema.PRUNING_METHODS),
         "pruning.controls_from_scratch": scratch_capable,
         "evaluation.task": lambda: _names(tasks.names()),
@@ -711,7 +743,7 @@ def _registered() -> list[str]:
     from jaxtickets import branches, config_schema, tasks
     from jaxtickets.data.datasets import NUM_CLASSES, STREAMED_CLASSES
     from jaxtickets.models import model_names
-    from jaxtickets.models.initializers import init_names
+    from jaxtickets.models.initializers import bn_init_names, init_names
     from jaxtickets.sparsity.actions import mask0_names, mask1_names
     from jaxtickets.sparsity.criteria import CRITERIA, NEEDS_INIT
     from jaxtickets.training.optimizers import OPTIMIZERS
@@ -725,6 +757,7 @@ def _registered() -> list[str]:
              "made (docs/extending.md shows how to add to them).", ""]
     lines += listed("Models", "`model.name`", model_names())
     lines += listed("Kernel initializers", "`model.init`", init_names())
+    lines += listed("BatchNorm initializers", "`model.bn_init`", bn_init_names())
     for title, classes in (("In-memory datasets", NUM_CLASSES),
                            ("Streamed datasets", STREAMED_CLASSES)):
         counts = ", ".join(f"`{name}` ({n} classes)" for name, n in classes.items())

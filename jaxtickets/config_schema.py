@@ -17,17 +17,19 @@ from typing import Any
 import jax
 import ml_collections
 
-from jaxtickets import branches, config_values, durations
+from jaxtickets import branches, compilation_cache, config_values, durations
 from jaxtickets.errors import ConfigError
 from jaxtickets.data.datasets import (IMAGE_SHAPES, NORMALIZE_MODES, NUM_CLASSES,
                                       STREAMED_CLASSES, input_shape, num_classes)
 from jaxtickets.data.selections import HALVES, per_class_count
 from jaxtickets.import_paths import is_import_path, looks_dotted, missing_colon
 from jaxtickets.models import abstract_variables, create_model, model_names
-from jaxtickets.models.initializers import init_names
+from jaxtickets.models.initializers import (DEFAULT, batchnorm_modules, bn_init_names,
+                                            init_names)
 from jaxtickets.sparsity.masks import kernel_kind
 from jaxtickets import tasks
 from jaxtickets.tasks import ROTATIONS
+from jaxtickets.training import freezing
 from jaxtickets.training.optimizers import OPTIMIZER_KEYS, OPTIMIZERS
 from jaxtickets.training.schedules import SCHEDULE_KEYS, SCHEDULES
 from jaxtickets.training.steps import COMPUTE_DTYPES
@@ -59,6 +61,9 @@ def base_config() -> ml_collections.ConfigDict:
     # (models/*.py), or one initializer for every kernel (models/initializers.py), e.g.
     # 'glorot_normal' for P2's ResNet-20.
     c.model.init = "default"
+    # BatchNorm scale and bias: 'default' keeps each model's own (scale 1, bias 0), or
+    # 'fixed', 'ones', 'uniform', 'positive_negative' as OpenLTH's (models/initializers.py).
+    c.model.bn_init = "default"
 
     c.data = ml_collections.ConfigDict()
     c.data.dataset = "mnist"
@@ -108,6 +113,11 @@ def base_config() -> ml_collections.ConfigDict:
     c.train.eval_every = "100st"
     c.train.eval_batch_size = 1000
     c.train.checkpoint_every = "5000st"
+    # Parameter groups that keep their starting values (training/freezing.py): names from
+    # 'batchnorm', 'output', 'others', 'all'; e.g. ('others', 'output') trains only the
+    # BatchNorm parameters. Patterns in freeze_except ('hidden_1/*') stay trainable.
+    c.train.freeze = ()
+    c.train.freeze_except = ()
 
     c.pruning = ml_collections.ConfigDict()
     c.pruning.method = "layerwise"
@@ -175,6 +185,10 @@ def base_config() -> ml_collections.ConfigDict:
     # memory holds on an accelerator; 1 on CPU, where lanes are slower), a cap such as
     # '8', or '1' to train runs one after another. Float rounding only.
     c.runtime.lanes = "auto"
+    # JAX's persistent compilation cache (compilation_cache.py): 'auto' (one directory per
+    # user: $JAXTICKETS_CACHE_DIR/xla, else ~/.cache/jaxtickets/xla), 'off', or a path.
+    # Runs after the first skip most XLA compile time; never changes a result.
+    c.runtime.compilation_cache = "auto"
     return c
 
 
@@ -328,6 +342,15 @@ def model_kinds(model_name: str, dataset: str, image_size: int = 224) -> frozens
     return frozenset(k for k in (kernel_kind(path, leaf) for path, leaf in leaves) if k)
 
 
+@functools.lru_cache(maxsize=None)
+def batchnorm_layers(model_name: str, dataset: str, image_size: int = 224) -> int:
+    """How many BatchNorm layers the model has (modules with batch_stats), found by an
+    abstract initialization: shapes only, no compute."""
+    variables = abstract_variables(create_model(model_name, 10),
+                                   input_shape(dataset, image_size))
+    return len(batchnorm_modules(variables.get("batch_stats", {})))
+
+
 def parse_levels(spec: tuple, levels: int, key: str = "pruning.evaluate_levels") -> list[int]:
     """The levels that get results rows and control branches."""
     listed = config_values.items(spec, key)
@@ -407,7 +430,13 @@ def validate(config: ml_collections.ConfigDict) -> None:
         imported.check(config.model.name,
                        input_shape(config.data.dataset, config.data.image_size),
                        config.model.dropout)
+    if config.model.bn_init != DEFAULT and not batchnorm_layers(
+            config.model.name, config.data.dataset, config.data.image_size):
+        raise ConfigError(f"model.bn_init: {config.model.bn_init!r} sets BatchNorm scales "
+                          f"and biases, and model.name={config.model.name!r} has no "
+                          "BatchNorm layer; use 'default'")
     _validate_train(config)
+    _validate_freeze(config)
     present = _validate_pruning(config)
     tasks.get(config.evaluation.task, "evaluation.task")
     _check_sources(config)
@@ -447,6 +476,9 @@ def _validate_model(config: ml_collections.ConfigDict) -> None:
     if config.model.init not in init_names():
         raise ConfigError(f"model.init: unknown initializer {config.model.init!r}; "
                           f"choose one of {init_names()}")
+    if config.model.bn_init not in bn_init_names():
+        raise ConfigError(f"model.bn_init: unknown BatchNorm initializer "
+                          f"{config.model.bn_init!r}; choose one of {bn_init_names()}")
     if config.model.compute_dtype not in COMPUTE_DTYPES:
         raise ConfigError(f"model.compute_dtype: expected one of {COMPUTE_DTYPES}, got "
                           f"{config.model.compute_dtype!r}")
@@ -594,11 +626,27 @@ def _validate_train(config: ml_collections.ConfigDict) -> None:
         raise ConfigError(f"train.decay_at: only train.schedule='step' uses it, "
                           f"got {t.schedule!r}")
     durations.parse(t.duration, "train.duration")
-    for key in ("warmup", "eval_every", "checkpoint_every"):
+    for key in ("warmup", "checkpoint_every"):
         durations.parse(t[key], f"train.{key}")
+    durations.check_interval(t.eval_every, "train.eval_every")
     for part in decay_at:
         durations.parse(part, "train.decay_at")
     durations.parse(config.pruning.rewind, "pruning.rewind")
+
+
+def _validate_freeze(config: ml_collections.ConfigDict) -> None:
+    """train.freeze and train.freeze_except against the evaluation model's own layers
+    (an abstract initialization: shapes only), so a group the model lacks, a pattern
+    that matches nothing or a network with nothing left to train fails here."""
+    groups = config_values.names(config.train.freeze, "train.freeze")
+    exceptions = config_values.names(config.train.freeze_except, "train.freeze_except")
+    if not groups and not exceptions:
+        return
+    if len(set(groups)) != len(groups):
+        raise ConfigError(f"train.freeze: a group is listed twice in {groups!r}")
+    variables = abstract_variables(create_model(config.model.name, 10),
+                                   input_shape(config.data.dataset, config.data.image_size))
+    freezing.frozen_leaves(variables, groups, exceptions, f"model {config.model.name!r}")
 
 
 def _check_recipe_keys(config: ml_collections.ConfigDict) -> None:
@@ -699,6 +747,7 @@ def _validate_runtime(config: ml_collections.ConfigDict) -> None:
                           f"and model; got {config.runtime.steps_per_call}")
     check_cpu_convolutions(config.runtime.cpu_convolutions)
     parse_lanes(config.runtime.lanes)
+    compilation_cache.check(config.runtime.compilation_cache)
     if config.runtime.log_every_seconds < 0:
         raise ConfigError(f"runtime.log_every_seconds: must be >= 0, got "
                           f"{config.runtime.log_every_seconds}")
@@ -891,12 +940,14 @@ def identity(config: ml_collections.ConfigDict) -> str:
 # Keys added after workdirs existed, with the value that reproduces the older behaviour:
 # left out of the identity while they hold it, so those workdirs still resume. Any other
 # value changes the hash, as every key does. Values are in the identity's form
-# (config_values.legacy_form: a list as its comma-joined string).
+# (config_values.legacy_form: an older list key as its comma-joined string; a list key
+# added later as a tuple).
 ADDED_LATER = {"model.compute_dtype": "float32", "data.image_size": 224,
                "data.rotation_degrees": 0.0, "data.npz_file": "", "model.init": "default",
+               "model.bn_init": "default",
                "pruning.controls_from_scratch": "", "pruning.control_draws": 1,
                "data.color_jitter": False, "data.random_labels_fraction": 0.0,
-               "data.blur_factor": 1}
+               "data.blur_factor": 1, "train.freeze": (), "train.freeze_except": ()}
 ADDED_LATER_SOURCE = {"pad_crop": -1, "flip": -1, "color_jitter": -1}  # generation.NAME.*
 # Streamed training images were colour-jittered before data.color_jitter existed (its
 # default now is off), so for a streamed dataset the key always enters the identity and
@@ -914,7 +965,8 @@ def canonical_json(config: ml_collections.ConfigDict) -> str:
         group, key = dotted.split(".")
         if dotted == "data.color_jitter" and streamed:
             continue
-        if data.get(group, {}).get(key, neutral) == neutral:
+        value = data.get(group, {}).get(key, neutral)
+        if (tuple(value) if isinstance(value, list) else value) == neutral:
             data.get(group, {}).pop(key, None)
     for source in data.get("generation", {}).values():
         for key, neutral in ADDED_LATER_SOURCE.items():

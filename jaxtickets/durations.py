@@ -68,6 +68,17 @@ def parse(duration: str, key: str = "duration") -> tuple[float, str]:
     return value, unit
 
 
+# train.eval_every's name for "once, when training ends" (OpenLTH's evaluate-only-at-
+# end): the interval is the whole budget, so a run evaluates at its last step only.
+AT_END = "end"
+
+
+def check_interval(duration: str, key: str) -> None:
+    """An interval between evaluations: a duration, or AT_END."""
+    if duration != AT_END:
+        parse(duration, key)
+
+
 def total_steps(duration: str, steps_per_epoch: int, batch_size: int, key: str) -> int:
     """The training budget in steps; the budget itself cannot be given in percent."""
     _, unit = parse(duration, key)

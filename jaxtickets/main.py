@@ -52,6 +52,10 @@ _PROCESS_ID = flags.DEFINE_integer("process_id", None, "This process's index, 0-
 _HELPCONFIG = flags.DEFINE_bool(
     "helpconfig", False, "Print the arguments the --config file accepts and the keys it "
     "sets (with their values), then exit; needs no --workdir.")
+_MODE = flags.DEFINE_enum(
+    "mode", "lottery", ["lottery", "train"], "lottery: the experiment the config describes; "
+    "train: its dense network only, trained once per replicate (level 0, no pruning, no "
+    "controls, no ticket sources; experiment/modes.py), in a workdir of its own.")
 _LOCAL_DEVICE_IDS = flags.DEFINE_list(
     "local_device_ids", None, "Devices this process uses (e.g. one GPU per process: its "
     "SLURM_LOCALID); all local devices if unset.")
@@ -75,12 +79,14 @@ def describe_os_error(err: OSError, workdir) -> str:
     return _one_line(f"cannot read or write {path}: {reason}")
 
 
-def run(config, workdir, dry_run: bool = False, calibrate: bool = True) -> int:
-    """Runs the experiment (or prints its plan: `dry_run`); a fixable error prints one
-    `error:` line and returns 2."""
+def run(config, workdir, dry_run: bool = False, calibrate: bool = True,
+        mode: str = "lottery") -> int:
+    """Runs the experiment (or prints its plan: `dry_run`) in `mode` (experiment/modes.py);
+    a fixable error prints one `error:` line and returns 2."""
     from jaxtickets.checkpoints import CheckpointError
     from jaxtickets.distributed import PrimaryFailed
     from jaxtickets.errors import ConfigError
+    from jaxtickets.experiment import modes
     from jaxtickets.experiment.driver import run_experiment
     from jaxtickets.experiment.workdir import WorkdirError
     from jaxtickets.training.loop import DivergenceError
@@ -89,6 +95,7 @@ def run(config, workdir, dry_run: bool = False, calibrate: bool = True) -> int:
 
     startup.mark_process_start(_STARTED)
     startup.mark_imports_done()
+    config = modes.apply(config, mode)
     try:
         if dry_run:
             from jaxtickets.experiment.dry_run import dry_run as print_plan
@@ -165,7 +172,8 @@ def main(argv: list[str]) -> int:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     join_processes()
     logging.set_verbosity(logging.WARNING)  # Orbax logs every file operation at INFO
-    return run(_CONFIG.value, _WORKDIR.value, _DRY_RUN.value, _CALIBRATE.value)
+    return run(_CONFIG.value, _WORKDIR.value, _DRY_RUN.value, _CALIBRATE.value,
+               _MODE.value)
 
 
 if __name__ == "__main__":

@@ -6,8 +6,9 @@ split into imports, data and compile, printed once as one line of the progress o
 `imports` runs from the first line of jaxtickets/main.py (the interpreter's own start,
 a few tens of ms, is not counted) until the experiment starts building; `data` is the
 loading of the datasets (decoding, or reading the decoded cache); `compile` the XLA
-compile seconds until the first train step ends; `other` the rest (model set-up, the
-copy of the data to the device, the first step itself). A run started from Python
+compile seconds until the first train step ends (reading the programs back, when the
+persistent compilation cache holds them: compilation_cache.py); `other` the rest (model
+set-up, tracing the programs, the copy of the data to the device, the first step itself). A run started from Python
 rather than from main.py has no process start: its line counts from the experiment's.
 """
 

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import atexit
 import importlib.util
 import os
 import pathlib
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 
 import numpy as np
@@ -15,6 +18,16 @@ import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 SHARED_DATA = ROOT.parent / "shared" / "data"
+
+# JAX's persistent compilation cache (runtime.compilation_cache 'auto', the default) in
+# a directory of this session's own, never the user's ~/.cache: every run of the
+# session, in this process or in a subprocess (which inherits the environment), shares
+# it, and it goes away with the session. A cache given to JAX itself would win over
+# the tests' own settings (tests/test_compilation_cache.py), so it is dropped.
+SESSION_CACHE = tempfile.mkdtemp(prefix="jaxtickets-test-cache-")
+os.environ["JAXTICKETS_CACHE_DIR"] = SESSION_CACHE
+os.environ.pop("JAX_COMPILATION_CACHE_DIR", None)
+atexit.register(shutil.rmtree, SESSION_CACHE, ignore_errors=True)
 
 
 def load_config(name: str, arg: str | None = None):

@@ -1,4 +1,4 @@
-"""model.init (models/initializers.py) and MobileNet-v1's two stems.
+"""model.init and model.bn_init (models/initializers.py) and MobileNet-v1's two stems.
 
 Sampling tolerances: for n i.i.d. Gaussian draws the sample std has a std of about
 sigma / sqrt(2n) (uniform draws, lighter-tailed, vary less), a sample mean sigma /
@@ -22,7 +22,10 @@ from jaxtickets.errors import ConfigError
 from jaxtickets.experiment import sources
 from jaxtickets.experiment.driver import Experiment
 from jaxtickets.models import abstract_variables, create_model
-from jaxtickets.models.initializers import INITIALIZERS, init_names, initialize_kernels
+from jaxtickets.models.initializers import (BN_INITIALIZERS, INITIALIZERS, bn_init_names,
+                                            init_names, initialize_batchnorm,
+                                            initialize_kernels, layer_key,
+                                            standard_draw)
 from jaxtickets.sparsity.masks import path_name
 from jaxtickets.sparsity.small_dense import small_dense_model
 
@@ -243,3 +246,199 @@ def test_small_dense_mobilenet_keeps_the_cifar_stem():
     small, _ = small_dense_model(model, 500_000, CIFAR)
     assert small.widths != model.widths
     assert _final_map(small, CIFAR)[1:3] == (2, 2)
+
+
+# ---- model.bn_init: BatchNorm scale and bias ------------------------------------------
+# U(a, b) has mean (a+b)/2 and std (b-a)/sqrt(12); its kurtosis is 9/5, so a sample
+# std of n draws has a std of about sigma * sqrt((9/5 - 1) / (4n)) = sigma / sqrt(5n).
+BN_SIZE = 100_000
+BN_UNIFORM = {"uniform": (0.0, 1.0), "positive_negative": (-1.0, 1.0)}
+
+
+def _bn_tree(size: int = BN_SIZE) -> tuple[dict, dict]:
+    """(params, batch_stats): a large BatchNorm layer `bn`, a dense layer, and a
+    LayerNorm `ln` that has scale and bias like BN but no batch_stats; every value
+    is off the defaults so that 'unchanged' cannot be 'reset to the default'."""
+    rng = np.random.default_rng(1)
+    params = {"bn": {"scale": np.full(size, 1.5, np.float32),
+                     "bias": np.full(size, -0.2, np.float32)},
+              "dense": {"kernel": rng.standard_normal((64, 32)).astype(np.float32),
+                        "bias": np.full(32, 0.3, np.float32)},
+              "ln": {"scale": np.full(32, 2.5, np.float32),
+                     "bias": np.full(32, 0.7, np.float32)}}
+    stats = {"bn": {"mean": np.full(size, 0.4, np.float32),
+                    "var": np.full(size, 3.0, np.float32)}}
+    return params, stats
+
+
+@functools.lru_cache(maxsize=None)
+def _bn_drawn(name: str) -> dict:
+    params, stats = _bn_tree()
+    return initialize_batchnorm(name, params, stats, KEY)
+
+
+def test_bn_registry_holds_openlths_four_and_default():
+    assert sorted(BN_INITIALIZERS) == ["fixed", "ones", "positive_negative", "uniform"]
+    assert bn_init_names()[0] == "default"
+
+
+@pytest.mark.parametrize("name", sorted(BN_UNIFORM))
+def test_bn_uniform_scales_have_their_mean_std_and_support(name):
+    low, high = BN_UNIFORM[name]
+    scale = np.asarray(_bn_drawn(name)["bn"]["scale"], np.float64)
+    n = scale.size
+    mean, std = (low + high) / 2, (high - low) / math.sqrt(12)
+    assert abs(scale.mean() - mean) <= Z * std / math.sqrt(n), (name, scale.mean())
+    assert abs(scale.std() - std) <= Z * std / math.sqrt(5 * n), (name, scale.std(), std)
+    assert low <= scale.min() and scale.max() <= high, (name, scale.min(), scale.max())
+    # The whole interval is covered: P(no draw within 0.001 of an end) = 0.9995^n.
+    width = high - low
+    assert scale.min() <= low + 1e-3 * width and scale.max() >= high - 1e-3 * width
+    np.testing.assert_array_equal(_bn_drawn(name)["bn"]["bias"], np.zeros(n, np.float32))
+
+
+@pytest.mark.parametrize("name, bias", [("fixed", 0.0), ("ones", 1.0)])
+def test_bn_fixed_and_ones_are_exact(name, bias):
+    drawn = _bn_drawn(name)["bn"]
+    np.testing.assert_array_equal(drawn["scale"], np.ones(BN_SIZE, np.float32))
+    np.testing.assert_array_equal(drawn["bias"], np.full(BN_SIZE, bias, np.float32))
+    assert drawn["scale"].dtype == np.float32 and drawn["bias"].dtype == np.float32
+
+
+@pytest.mark.parametrize("name", sorted(BN_INITIALIZERS))
+def test_bn_init_changes_only_batchnorm_leaves(name):
+    """Kernels, dense biases and LayerNorm's scale and bias (no batch_stats) keep their
+    values bit for bit, and the running statistics are not touched."""
+    params, stats = _bn_tree(1000)
+    before = jax.tree_util.tree_map(np.copy, (params, stats))
+    after = initialize_batchnorm(name, params, stats, KEY)
+    for layer in ("dense", "ln"):
+        for leaf in after[layer]:
+            np.testing.assert_array_equal(after[layer][leaf], before[0][layer][leaf],
+                                          err_msg=f"{layer}/{leaf}")
+    jax.tree_util.tree_map(np.testing.assert_array_equal, (params, stats), before)
+    assert not np.array_equal(after["bn"]["scale"], before[0]["bn"]["scale"])
+    assert not np.array_equal(after["bn"]["bias"], before[0]["bn"]["bias"])
+
+
+def test_resnet20_has_every_batchnorm_scale_redrawn_and_nothing_else():
+    """21 BN layers (stem, two per block, two projection shortcuts); convs, the output
+    layer and the running statistics unchanged."""
+    rng = np.random.default_rng(0)
+    before = _filled("resnet20", 10, rng)
+    shapes = abstract_variables(create_model("resnet20", 10), CIFAR)["batch_stats"]
+    stats = jax.tree_util.tree_map(lambda s: rng.standard_normal(s.shape).astype(s.dtype),
+                                   shapes)
+    stats_before = jax.tree_util.tree_map(np.copy, stats)
+    after = initialize_batchnorm("positive_negative", before, stats, KEY)
+    bn_layers = {path_name(p).rsplit("/", 1)[0]
+                 for p, _ in jax.tree_util.tree_flatten_with_path(stats)[0]}
+    redrawn = set()
+    for (path, old), new in zip(jax.tree_util.tree_flatten_with_path(before)[0],
+                                jax.tree_util.tree_leaves(after), strict=True):
+        name = path_name(path)
+        layer, leaf = name.rsplit("/", 1)
+        if layer in bn_layers:
+            assert leaf in ("scale", "bias"), name
+            if leaf == "scale":
+                assert not np.allclose(old, new) and np.abs(new).max() <= 1, name
+                assert len(np.unique(new)) == new.size, name  # drawn, not constant
+                redrawn.add(layer)
+            else:
+                np.testing.assert_array_equal(new, np.zeros_like(old), err_msg=name)
+        else:
+            np.testing.assert_array_equal(old, new, err_msg=name)
+    assert len(redrawn) == 21 and redrawn == bn_layers
+    jax.tree_util.tree_map(np.testing.assert_array_equal, stats, stats_before)
+
+
+def _bn_scales(model: str, classes: int, key: jax.Array) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(0)
+    variables = abstract_variables(create_model(model, classes), CIFAR)
+    params = jax.tree_util.tree_map(lambda s: rng.standard_normal(s.shape).astype(s.dtype),
+                                    variables["params"])
+    drawn = initialize_batchnorm("uniform", params, variables["batch_stats"], key)
+    flat = jax.tree_util.tree_flatten_with_path(drawn)[0]
+    return {path_name(p): np.asarray(v) for p, v in flat
+            if path_name(p).endswith("/scale")}
+
+
+def test_bn_scales_depend_on_key_path_and_shape_only():
+    """ResNet-20 and ResNet-32 share 21 BN layers by path and shape (ResNet-32's extra
+    stage-1 blocks sit between them in the tree): the same values from the same key.
+    Distinct layers of one shape differ, another key gives other values, and the
+    scales are not the kernel initializers' draws for that path (their own salt)."""
+    first = _bn_scales("resnet20", 10, KEY)
+    second = _bn_scales("resnet32", 10, KEY)
+    shared = [n for n in first if n in second and first[n].shape == second[n].shape]
+    assert len(shared) == 21
+    for name in shared:
+        np.testing.assert_array_equal(first[name], second[name], err_msg=name)
+    values = [v.tobytes() for v in first.values()]
+    assert len(set(values)) == len(values)  # no two layers alike (7 share shape (16,))
+    other = _bn_scales("resnet20", 10, jax.random.PRNGKey(8))
+    assert not any(np.allclose(first[n], other[n]) for n in first)
+    for name, scale in first.items():
+        kernel_salt = standard_draw(layer_key(KEY, name), scale.shape, "uniform")
+        assert not np.allclose(scale, (kernel_salt + 1) / 2, atol=1e-6), name
+
+
+def test_bn_default_returns_the_params_themselves():
+    params, stats = _bn_tree(10)
+    assert initialize_batchnorm("default", params, stats, KEY) is params
+
+
+def test_bn_init_config_errors_name_the_key():
+    config = base_config()
+    config.model.bn_init = "oneone"
+    with pytest.raises(ConfigError, match=r"model\.bn_init.*'oneone'.*positive_negative"):
+        validate(config)
+    with pytest.raises(ConfigError, match=r"model\.bn_init.*uniform"):
+        initialize_batchnorm("oneone", {}, {}, KEY)
+    config.model.bn_init = "uniform"  # base_config's model: lenet300_100, no BatchNorm
+    with pytest.raises(ConfigError, match=r"model\.bn_init.*lenet300_100.*no BatchNorm"):
+        validate(config)
+    params, stats = _bn_tree(10)
+    with pytest.raises(ConfigError, match=r"model\.bn_init.*no BatchNorm"):
+        initialize_batchnorm("uniform", params, {}, KEY)
+    config.model.bn_init = "default"
+    validate(config)
+
+
+def test_driver_start_weights_of_a_resnet20_run_have_uniform_bn_scales():
+    """configs/p3_resnet20.py:smoke with model.bn_init='uniform', validated and its
+    evaluation Setup built as the driver builds it (random images): the driver's
+    initial variables have every BN scale drawn from U(0, 1) and zero BN biases, and
+    everything else as under 'default' from the same key."""
+    config = load_config("p3_resnet20", "smoke")
+    config.model.bn_init = "uniform"
+    validate(config)
+    rng = np.random.default_rng(0)
+
+    def split(n):
+        return Split(rng.integers(0, 256, (n, *CIFAR), np.uint8),
+                     rng.integers(0, 10, n).astype(np.int32))
+
+    setup = sources.evaluation_setup(config, Splits("cifar10", split(128), split(8),
+                                                    split(8), 10))
+    assert setup.bn_init == "uniform"
+    drawn = Experiment.init_weights(setup, KEY)
+    setup.bn_init = "default"
+    plain = Experiment.init_weights(setup, KEY)
+    flat = jax.tree_util.tree_flatten_with_path(drawn["params"])[0]
+    scales = 0
+    for (path, new), old in zip(flat, jax.tree_util.tree_leaves(plain["params"]),
+                                strict=True):
+        name = path_name(path)
+        if "bn" in name.split("/")[-2] and name.endswith("/scale"):
+            new = np.asarray(new)
+            assert new.std() > 0.1 and 0 <= new.min() and new.max() <= 1, name
+            np.testing.assert_array_equal(old, np.ones_like(old), err_msg=name)
+            scales += 1
+        elif "bn" in name.split("/")[-2]:
+            np.testing.assert_array_equal(new, np.zeros_like(new), err_msg=name)
+        else:
+            np.testing.assert_array_equal(new, old, err_msg=name)
+    assert scales == 21
+    jax.tree_util.tree_map(np.testing.assert_array_equal, drawn["batch_stats"],
+                           plain["batch_stats"])

@@ -239,3 +239,20 @@ def test_undecodable_jpeg_names_the_key(tmp_path):
              offsets_test=np.array([0, len(junk)], np.int64), y_test=np.zeros(1, np.uint8))
     with pytest.raises(ConfigError, match=r"data\.npz_file.*image 0 is not a decodable JPEG"):
         load_splits("cifar10", "npz", "", validation_size=1, npz_file=str(path))
+
+
+def test_run_logs_load_tensorboardx_without_torch(tmp_path):
+    """tensorboardX imports PyTorch whenever it is installed (the bench extra installs
+    it), which took 1.5-2 s of every run's start-up; the run logs load it without, and
+    still write their TensorBoard events."""
+    code = ("import pathlib, sys\n"
+            "from jaxtickets.training.run_log import RunLog\n"
+            f"log = RunLog(pathlib.Path({str(tmp_path)!r}))\n"
+            "log.write({'step': 0, 'loss': 1.0})\n"
+            "log.close()\n"
+            "print('torch' in sys.modules, 'tensorboardX' in sys.modules)\n")
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=dict(os.environ),
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.split() == ["False", "True"]
+    assert any((tmp_path / "tensorboard").iterdir())

@@ -4,7 +4,9 @@
 ticket itself) and the controls trained beside it at each evaluated level. Each
 control is a `Branch` subclass in a module of its own here; adding one is that module
 and one line in `_BUILTIN` (or `register(MyBranch())` from your own code, as
-docs/extending.md shows). Nothing in the driver or the schema names a branch.
+docs/extending.md shows). A family of branches named by a parameter (`noise_C`,
+`random_prune_S_at_A`) is a parser of names (`register_family`). Nothing in the driver
+or the schema names a branch.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from jaxtickets.branches.permuted import RandomTicket, RandomTicketLocal
 from jaxtickets.branches.perturbed import NOISE_PREFIX, Noise, ReinitDm
 from jaxtickets.branches.prune_at_init import PruneAtInit
 from jaxtickets.branches.random_adjusted import RandomAdjusted
+from jaxtickets.branches.random_prune import FAMILY as RANDOM_PRUNE_FAMILY, RandomPrune
 from jaxtickets.branches.reinit import RandomReinit
 from jaxtickets.branches.small_dense import SmallDense
 from jaxtickets.branches.supermasks import SupermaskConstant, SupermaskInit
@@ -84,15 +87,19 @@ def parse_branches(spec: tuple, key: str = "branches", one_shot: bool = False) -
     listed = config_values.names(spec, key)
     for name in listed:
         if name != TICKET and not is_known(name):
-            families = " or ".join(_FAMILIES)
+            families = "; ".join(_FAMILIES)
             raise ConfigError(f"{key}: unknown branch {name!r}; choose from {names()} "
-                              f"or {families}")
+                              f"or a family: {families}")
     if len(set(listed)) != len(listed):
         raise ConfigError(f"{key}: a branch is listed twice in {spec!r}")
     if TICKET not in listed and not one_shot:
         raise ConfigError(f"{key}: 'ticket' is required for an iterative trajectory (IMP "
                           "trains it at every level); only a one-shot schedule may leave "
                           "it out")
+    after = [name for name in listed if name != TICKET and get(name).reads_trained_ticket]
+    if after and TICKET not in listed:
+        raise ConfigError(f"{key}: {after[0]!r} starts from the level's trained ticket, "
+                          "so 'ticket' must be listed too")
     return listed
 
 
@@ -145,6 +152,7 @@ _BUILTIN = (RandomReinit(), RandomTicket(), RandomTicketLocal(), ReinitDm(), Pru
 for _branch in _BUILTIN:
     register(_branch)
 register_family(f"{NOISE_PREFIX}C with C > 0, e.g. noise_0.5", Noise.parse)
+register_family(RANDOM_PRUNE_FAMILY, RandomPrune.parse)
 
 __all__ = ["ACTION_STREAM", "PERMUTATION_STREAM", "Branch", "BranchJob", "LevelContext",
            "PlanInfo", "RunCost", "TICKET", "check_config", "draws", "from_scratch", "get",

@@ -39,9 +39,25 @@ class LevelContext:
     fresh: Optional[PyTree]    # this level and draw's fresh initialization (random reinit)
     dense_final: Optional[PyTree]  # the trajectory's trained dense network
     natural_zero_threshold: float
+    # The level's ticket run (level_LL/ticket), whose final weights a control that
+    # starts where the ticket ended reads; None where the level trains no ticket.
+    ticket_run: Optional[pathlib.Path] = None
 
     def sigmas(self) -> dict[str, float]:
         return actions.layer_sigmas(self.initial["params"], self.mask)
+
+    def ticket_final(self) -> PyTree:
+        """The weights the level's ticket reached at the end of its training, read from
+        its run directory rather than kept in memory: a resumed experiment, or a wave of
+        lanes that loaded the ticket's run without training it, finds them alike. The
+        plan runs a branch with `reads_trained_ticket` after the ticket's stage."""
+        from jaxtickets import checkpoints  # orbax: not needed to read configs
+
+        path = None if self.ticket_run is None else self.ticket_run / "final"
+        if path is None or not checkpoints.exists(path):
+            raise ValueError(f"the level's trained ticket is not there ({path}); a branch "
+                             "that starts from it runs after the ticket's stage")
+        return checkpoints.load_tree(path, self.ticket)
 
 
 @dataclasses.dataclass
@@ -102,6 +118,9 @@ class Branch:
     # Its runs go through Experiment.train, so runtime.lanes can train them side by side
     # with others (experiment/lanes.py); False for a branch with a loop of its own.
     trains_in_lanes: bool = True
+    # Starts from the level's trained ticket (LevelContext.ticket_final): the plan makes
+    # its stage read the ticket's, and 'ticket' must be among the listed branches.
+    reads_trained_ticket: bool = False
     description: str = ""
 
     def runs_at(self, level: int) -> bool:
@@ -121,12 +140,18 @@ class Branch:
         """Trains (or evaluates) the branch; returns its rows."""
         return [job.experiment.standard_control(self, job)]
 
+    def start_step(self, rewind_start: int, scratch: frozenset[str]) -> int:
+        """The schedule step its run starts at: the ticket's (`rewind_start`), or 0 when
+        listed in pruning.controls_from_scratch (`scratch`). The plan's costs and the
+        driver's runs both ask here, so the two cannot disagree."""
+        return 0 if self.name in scratch else rewind_start
+
     def costs(self, info: PlanInfo, level: int) -> list[RunCost]:
         """The runs one draw of the branch adds at `level`, for the plan."""
         if not self.trained:
             return [RunCost(self.name, 0, 0)]
-        start = 0 if self.name in from_scratch(info.config) else info.rewind_start
-        steps = info.total_steps - start
+        steps = info.total_steps - self.start_step(info.rewind_start,
+                                                   from_scratch(info.config))
         return [RunCost(self.name, steps, steps * info.batch_size)]
 
     def check_config(self, config: "ml_collections.ConfigDict", used: bool) -> None:

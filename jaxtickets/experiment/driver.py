@@ -19,6 +19,7 @@ branches do their own work (branches/); nothing here names one.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import pathlib
 import time
 from typing import Any, Optional
@@ -28,7 +29,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from jaxtickets import branches, checkpoints, distributed, startup
+from jaxtickets import branches, checkpoints, compilation_cache, distributed, startup
 from jaxtickets.branches import LevelContext
 from jaxtickets.config_schema import identity, validate
 from jaxtickets.errors import ConfigError
@@ -60,6 +61,18 @@ DATA_STREAM = 2
 INIT_STREAM = 1
 
 
+@functools.partial(jax.jit, static_argnums=0)
+def derived_key(seed: int, ids: jax.Array) -> jax.Array:
+    """PRNGKey(seed) with each of `ids` (uint32) folded in, in order, as one program:
+    done eagerly, every PRNGKey and fold_in is a program of its own to compile (or read
+    from the compilation cache) at start-up. Integer operations only, so the key is the
+    same bits either way (tests/test_compilation_cache.py)."""
+    key = jax.random.PRNGKey(seed)
+    for i in range(ids.shape[0]):
+        key = jax.random.fold_in(key, ids[i])
+    return key
+
+
 def convert_durations(config: ml_collections.ConfigDict, train_size: int
                       ) -> tuple[Schedule, list[int], int]:
     """The evaluation recipe's durations in steps for `train_size` training images."""
@@ -74,6 +87,7 @@ class Experiment:
         """`label_cache`: where label indexes go (default: the workdir's; --dry_run
         passes a temporary directory, so that it writes nothing to the workdir)."""
         validate(config)
+        compilation_cache.configure(config.runtime.compilation_cache)  # before any compile
         self.config = config
         self.workdir = pathlib.Path(workdir)
         self.id = identity(config)
@@ -104,10 +118,8 @@ class Experiment:
 
     # ---- randomness -------------------------------------------------------------------
     def key(self, replicate: int, *stream: int) -> jax.Array:
-        key = jax.random.fold_in(jax.random.PRNGKey(self.config.seed), replicate)
-        for s in stream:
-            key = jax.random.fold_in(key, s)
-        return key
+        """PRNGKey(seed) with the replicate and then each stream id folded in."""
+        return derived_key(self.config.seed, np.asarray((replicate, *stream), np.uint32))
 
     def seed(self, replicate: int, *stream: int) -> int:
         return int(np.random.SeedSequence([self.config.seed, replicate, *stream])
@@ -123,13 +135,16 @@ class Experiment:
     @staticmethod
     def init_weights(setup: Setup, key: jax.Array) -> dict:
         """Initial variables; Flax derives each layer's key from its name, and
-        initialize_kernels (model.init) each kernel's from its path, so the layers that
+        initialize_kernels (model.init) each kernel's from its path, as
+        initialize_batchnorm (model.bn_init) each BatchNorm scale's, so the layers that
         two setups' models share get the same values from the same key."""
-        from jaxtickets.models.initializers import initialize_kernels
+        from jaxtickets.models.initializers import initialize_batchnorm, initialize_kernels
 
         sample = jnp.zeros((1,) + setup.image_shape, jnp.float32)
         variables = setup.model.init({"params": key, "dropout": key}, sample, train=False)
         params = initialize_kernels(setup.init, variables["params"], key)
+        params = initialize_batchnorm(setup.bn_init, params,
+                                      variables.get("batch_stats", {}), key)
         return {"params": host_copy(params),
                 "batch_stats": host_copy(variables.get("batch_stats", {}))}
 
@@ -379,8 +394,10 @@ class Experiment:
         dense = state.dense_final
         if dense is not None and not source.is_evaluation:
             dense = transfer_weights(dense, ev_init)[0]
+        ticket_run = (level_dir(source, state.replicate, level) / branches.TICKET
+                      if source.trains_ticket(level) else None)
         state.context = LevelContext(ticket, eval_mask, ev_init, None, dense,
-                                     self.config.pruning.natural_zero_threshold)
+                                     self.config.pruning.natural_zero_threshold, ticket_run)
         return state.context
 
     def _ticket_stage(self, state: "ReplicateState", stage: Stage) -> list[dict]:
@@ -427,10 +444,11 @@ class Experiment:
 
     # ---- what branches use -------------------------------------------------------------
     def control_start(self, name: str) -> int:
-        """The schedule step a trained control starts at: the ticket's (the rewind step
-        unless the schedule restarts), or 0 for a branch trained from scratch (P3 App. B:
-        RR and SDT train the full T while the ticket trains T - t from theta_t)."""
-        return 0 if name in self.from_scratch else self.evaluation.rewind_start
+        """The schedule step a trained control starts at (Branch.start_step): the
+        ticket's (the rewind step unless the schedule restarts), or 0 for a branch
+        trained from scratch (P3 App. B: RR and SDT train the full T while the ticket
+        trains T - t from theta_t) or from a start of its own at step 0."""
+        return branches.get(name).start_step(self.evaluation.rewind_start, self.from_scratch)
 
     def standard_control(self, branch: branches.Branch, job: branches.BranchJob) -> dict:
         """A control's stored mask, start weights, run (or evaluation) and row."""

@@ -160,18 +160,30 @@ class Planner:
             outputs = tuple(directory.parent / (r.name if len(runs) > 1 or r.name != name
                                                 else directory.name) / "metrics.json"
                             for r in runs)
-            stages.append(Stage(key(name, draw=draw), CONTROL, ticket_inputs, outputs,
+            # A control that starts from the trained ticket reads the ticket's stage:
+            # after it in plan order, and in a later wave of lanes, never beside it.
+            inputs = ticket_inputs + ((key(branches.TICKET),)
+                                      if branch.reads_trained_ticket else ())
+            stages.append(Stage(key(name, draw=draw), CONTROL, inputs, outputs,
                                 evaluated=True, flops_exact=branch.flops_exact, **cost))
         return stages[:-1] + [dataclasses.replace(stages[-1], ends_level=True)]
 
     def controls(self, source: "Source", level: int) -> list[tuple[str, int]]:
         """(branch, draw) of the level's controls in run order: draw 0 of every branch
-        first, and draw 0 is exactly the single run of control_draws=1."""
+        first, and draw 0 is exactly the single run of control_draws=1. The branches
+        that start from the trained ticket come last, so that under lanes the others
+        still train beside the ticket (the wave stops at the first stage that must
+        wait for it)."""
         names = [b for b in source.branches
                  if b != branches.TICKET and branches.get(b).runs_at(level)]
         count = self.ex.config.pruning.control_draws
-        most = max((branches.draws(b, count) for b in names), default=0)
-        return [(b, d) for d in range(most) for b in names if d < branches.draws(b, count)]
+        out = []
+        for after in (False, True):
+            group = [b for b in names if branches.get(b).reads_trained_ticket == after]
+            most = max((branches.draws(b, count) for b in group), default=0)
+            out += [(b, d) for d in range(most) for b in group
+                    if d < branches.draws(b, count)]
+        return out
 
 
 def build_plan(experiment: "Experiment") -> list[Stage]:

@@ -19,14 +19,14 @@ from jaxtickets import config_values, durations
 from jaxtickets.config_schema import validate_steps
 from jaxtickets.data.datasets import Splits
 from jaxtickets.errors import ConfigError
-from jaxtickets.models import create_model
+from jaxtickets.models import abstract_variables, create_model
 from jaxtickets.parallel import make_mesh
 from jaxtickets.tasks import Task
 from jaxtickets.training.batches import put_split
 from jaxtickets.training.optimizers import build_optimizer
 from jaxtickets.training.schedules import build_schedule
 from jaxtickets.training.steps import InputSpec, make_steps
-from jaxtickets.training import backend_defaults
+from jaxtickets.training import backend_defaults, freezing
 
 
 @dataclasses.dataclass(frozen=True)
@@ -48,6 +48,8 @@ class Recipe:
     checkpoint_every: str
     rewind: str
     restart_schedule: bool
+    freeze: tuple[str, ...] = ()         # parameter groups frozen (training/freezing.py)
+    freeze_except: tuple[str, ...] = ()  # path patterns trained even so
 
 
 def evaluation_recipe(config: ml_collections.ConfigDict) -> Recipe:
@@ -56,7 +58,9 @@ def evaluation_recipe(config: ml_collections.ConfigDict) -> Recipe:
                   t.nesterov, t.weight_decay, t.schedule, t.warmup,
                   tuple(config_values.durations(t.decay_at, "train.decay_at")),
                   t.decay_factor, t.eval_every, t.checkpoint_every, config.pruning.rewind,
-                  config.pruning.restart_schedule)
+                  config.pruning.restart_schedule,
+                  tuple(config_values.names(t.freeze, "train.freeze")),
+                  tuple(config_values.names(t.freeze_except, "train.freeze_except")))
 
 
 def source_recipe(config: ml_collections.ConfigDict, name: str) -> Recipe:
@@ -99,7 +103,8 @@ def convert_recipe(recipe: Recipe, train_size: int, prefix: str = "train"
     conv = durations.StepConverter(steps_per_epoch, recipe.batch_size, total)
     rewind = conv.to_steps(recipe.rewind, "pruning.rewind" if prefix == "train"
                            else f"{prefix}.rewind")
-    eval_every = conv.to_steps(recipe.eval_every, "train.eval_every")
+    eval_every = (total if recipe.eval_every == durations.AT_END
+                  else conv.to_steps(recipe.eval_every, "train.eval_every"))
     ckpt = conv.to_steps(recipe.checkpoint_every, "train.checkpoint_every")
     decay_at = [conv.to_steps(p, f"{prefix}.decay_at") for p in recipe.decay_at]
     warmup = conv.to_steps(recipe.warmup, f"{prefix}.warmup")
@@ -123,7 +128,7 @@ class Setup:
                  model_name: str, dropout: float, input_spec: InputSpec,
                  steps_per_call: int, eval_batch_size: int, prefix: str = "train",
                  fsdp: bool = False, cpu_convolutions: str = "ynnpack",
-                 init: str = "default"):
+                 init: str = "default", bn_init: str = "default"):
         self.splits = splits
         self.task = task
         self.recipe = recipe
@@ -136,6 +141,8 @@ class Setup:
         # model.init: the kernel initializer a run's starting weights are drawn with
         # (models/initializers.py); 'default' keeps the model's own.
         self.init = init
+        # model.bn_init: how BatchNorm scales and biases start, likewise.
+        self.bn_init = bn_init
         self._learning_rate = build_schedule(recipe.schedule, recipe.learning_rate,
                                              self.schedule.total, warmup, decay_at,
                                              recipe.decay_factor)
@@ -144,8 +151,6 @@ class Setup:
             backend_defaults.has_convolutions(self.model, splits.image_shape))
         self.fsdp = fsdp
         self.cpu_convolutions = cpu_convolutions
-        self.tx = build_optimizer(recipe.optimizer, self._learning_rate, recipe.weight_decay,
-                                  recipe.momentum, nesterov=recipe.nesterov)
         self.steps = self._compile(self.model)
         if is_streamed(splits):  # read from disk batch by batch
             self.train, self.validation, self.test = (splits.train, splits.validation,
@@ -157,14 +162,24 @@ class Setup:
         self.test = put_split(splits.test.images, splits.test.labels, self.mesh)
 
     def _compile(self, model: nn.Module):
+        """The optimizer and compiled steps for `model`: which parameters train
+        (train.freeze) depends on the model's layers, so both are built per model."""
+        self.frozen = freezing.frozen_leaves(
+            abstract_variables(model, self.splits.image_shape), self.recipe.freeze,
+            self.recipe.freeze_except, f"model {type(model).__name__}")
+        tx = build_optimizer(self.recipe.optimizer, self._learning_rate,
+                             self.recipe.weight_decay, self.recipe.momentum,
+                             nesterov=self.recipe.nesterov)
+        self.tx = tx if self.frozen is None else freezing.freeze_updates(tx, self.frozen)
         return make_steps(model, self.tx, self.input_spec, self.mesh, self._steps_per_call,
                           task=self.task, learning_rate=self._learning_rate, fsdp=self.fsdp,
-                          cpu_convolutions=self.cpu_convolutions)
+                          cpu_convolutions=self.cpu_convolutions, frozen=self.frozen)
 
     def with_model(self, model: nn.Module) -> "Setup":
         """The same data, task and recipe with another model (P3's small-dense network);
         the data already on the device are shared, the steps compiled anew; the kernel
-        initializer stays, so the other model starts from weights drawn alike."""
+        and BatchNorm initializers stay, so the other model starts from weights drawn
+        alike."""
         other = copy.copy(self)
         other.model = model
         other.steps = other._compile(model)

@@ -217,7 +217,8 @@ def evaluation_setup(config: ml_collections.ConfigDict, splits: Splits) -> Setup
                  evaluation_recipe(config), config.model.name, config.model.dropout,
                  input_spec(config, config.data.dataset, True),
                  config.runtime.steps_per_call, config.train.eval_batch_size,
-                 init=config.model.init, **runtime_options(config))
+                 init=config.model.init, bn_init=config.model.bn_init,
+                 **runtime_options(config))
 
 
 def other_dataset_splits(config: ml_collections.ConfigDict, dataset: str,
@@ -315,7 +316,8 @@ def build_sources(config: ml_collections.ConfigDict, workdir: pathlib.Path,
         setup = evaluation if same else Setup(
             splits, task, recipe, config.model.name, config.model.dropout, spec,
             config.runtime.steps_per_call, config.train.eval_batch_size,
-            prefix=f"generation.{name}", init=config.model.init, **runtime_options(config))
+            prefix=f"generation.{name}", init=config.model.init,
+            bn_init=config.model.bn_init, **runtime_options(config))
         if setup.image_shape != evaluation.image_shape:
             if evaluation_shapes is None:  # traced once, for every source that needs it
                 evaluation_shapes = param_shapes(evaluation)

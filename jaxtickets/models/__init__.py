@@ -71,11 +71,14 @@ def model_names() -> list[str]:
 
 
 def abstract_variables(model: nn.Module, image_shape: tuple[int, ...]) -> dict:
-    """The model's variables as shapes and dtypes only (jax.eval_shape: no compute)."""
-    sample = jnp.zeros((1,) + tuple(image_shape), jnp.float32)
-    key = jax.random.PRNGKey(0)
-    return jax.eval_shape(lambda: model.init({"params": key, "dropout": key}, sample,
-                                             train=False))
+    """The model's variables as shapes and dtypes only (jax.eval_shape: no compute).
+    The sample and the key are abstract too: made eagerly, each would compile and run a
+    small XLA program, at every start-up."""
+    def init(sample):
+        key = jax.random.PRNGKey(0)
+        return model.init({"params": key, "dropout": key}, sample, train=False)
+
+    return jax.eval_shape(init, jax.ShapeDtypeStruct((1,) + tuple(image_shape), jnp.float32))
 
 
 def create_model(name: str, num_classes: int, dropout: float = 0.0) -> nn.Module:

@@ -8,6 +8,10 @@ redraws every conv and dense kernel (the `output` layer, 1x1 shortcuts and depth
 convs included) after `model.init`. Biases and BatchNorm scale/bias stay as the model
 made them: initializers are defined for the weights that multiply inputs.
 
+BatchNorm's scale and bias have their own choice, `model.bn_init`
+(`initialize_batchnorm`), the options OpenLTH offers: how BN is initialized changes
+how trainable and prunable a network is, and it is independent of the kernels'.
+
 Fans follow Flax and PyTorch for kernels laid out (..., in, out), conv kernels HWIO:
 receptive field = product of the leading dims, fan_in = receptive field x in channels,
 fan_out = receptive field x out channels. A depthwise conv (3, 3, 1, C) thus has
@@ -152,9 +156,11 @@ def is_kernel(path: tuple, leaf: Any) -> bool:
     return name == KERNEL and len(leaf.shape) >= 2
 
 
-def layer_key(key: jax.Array, path: str) -> jax.Array:
-    """The key of the kernel at `path`: independent of which other layers exist."""
-    return jax.random.fold_in(jax.random.fold_in(key, _SALT), zlib.crc32(path.encode()))
+def layer_key(key: jax.Array, path: str, salt: int = _SALT) -> jax.Array:
+    """The key of the leaf at `path`: independent of which other layers exist. Each
+    kind of draw (kernels, BatchNorm scales) has its own `salt`, so that no two kinds
+    share values."""
+    return jax.random.fold_in(jax.random.fold_in(key, salt), zlib.crc32(path.encode()))
 
 
 def initialize_kernels(name: str, params: PyTree, key: jax.Array) -> PyTree:
@@ -168,3 +174,90 @@ def initialize_kernels(name: str, params: PyTree, key: jax.Array) -> PyTree:
     leaves = [init(layer_key(key, _path_string(p)), tuple(leaf.shape), leaf.dtype)
               if is_kernel(p, leaf) else leaf for p, leaf in flat]
     return jax.tree_util.tree_unflatten(treedef, leaves)
+
+
+# ---- BatchNorm scale and bias (model.bn_init) -------------------------------------------
+SCALE, BIAS = "scale", "bias"
+# Not _SALT: a BN layer's scales must not be a function of the same stream as the
+# kernels' draws (their paths differ too, but a salt of their own makes it certain).
+_BN_SALT = 0xB0B1
+
+
+def _fixed_scale(key: jax.Array, shape: tuple[int, ...], dtype) -> np.ndarray:
+    return np.ones(shape, dtype)
+
+
+def _uniform_scale(key: jax.Array, shape: tuple[int, ...], dtype) -> np.ndarray:
+    """U(0, 1), as torch.rand: the [-1, 1) standard draw moved onto [0, 1]."""
+    return ((standard_draw(key, shape, "uniform") + 1.0) / 2.0).astype(dtype)
+
+
+def _signed_scale(key: jax.Array, shape: tuple[int, ...], dtype) -> np.ndarray:
+    """U(-1, 1): a scale's sign flips a channel, which 'positive_negative' explores."""
+    return standard_draw(key, shape, "uniform").astype(dtype)
+
+
+# name -> (scale drawn from the layer's key, shape and dtype; the constant bias).
+# 'fixed' is Flax's and PyTorch's own BatchNorm init, set explicitly; 'ones' is
+# OpenLTH's 'oneone'.
+BN_INITIALIZERS: dict[str, tuple[Callable[[jax.Array, tuple[int, ...], Any], np.ndarray],
+                                 float]] = {
+    "fixed": (_fixed_scale, 0.0),
+    "ones": (_fixed_scale, 1.0),
+    "uniform": (_uniform_scale, 0.0),
+    "positive_negative": (_signed_scale, 0.0),
+}
+
+
+def bn_init_names() -> list[str]:
+    """Every value `model.bn_init` accepts."""
+    return [DEFAULT] + sorted(BN_INITIALIZERS)
+
+
+def check_bn_name(name: str, key: str = "model.bn_init") -> None:
+    if name != DEFAULT and name not in BN_INITIALIZERS:
+        raise ConfigError(f"{key}: unknown BatchNorm initializer {name!r}; "
+                          f"choose one of {bn_init_names()}")
+
+
+def batchnorm_modules(batch_stats: PyTree) -> set[str]:
+    """The paths of the modules that keep running statistics: BatchNorm layers. A
+    LayerNorm or GroupNorm also has `scale` and `bias` params but no batch_stats, so
+    the collection, not a layer's name, tells them apart (models name their BN layers
+    freely: `bn1`, `bn_3`, `pointwise_bn_12`, a user's own)."""
+    flat = jax.tree_util.tree_flatten_with_path(batch_stats)[0]
+    return {_path_string(path[:-1]) for path, _ in flat}
+
+
+def _leaf_name(path: tuple) -> Any:
+    last = path[-1] if path else None
+    return getattr(last, "key", getattr(last, "name", None))
+
+
+def initialize_batchnorm(name: str, params: PyTree, batch_stats: PyTree,
+                         key: jax.Array) -> PyTree:
+    """`params` with the scale and bias of every BatchNorm layer (a module that has
+    `batch_stats`) set by BN initializer `name`, all other leaves unchanged; 'default'
+    returns `params` itself. A scale is drawn from the key of its own path, as kernels
+    are, so layers two models share start alike. Refused for a model without
+    BatchNorm: the setting would change nothing."""
+    check_bn_name(name)
+    if name == DEFAULT:
+        return params
+    modules = batchnorm_modules(batch_stats)
+    if not modules:
+        raise ConfigError(f"model.bn_init: {name!r} sets BatchNorm scales and biases, "
+                          "and the model has no BatchNorm layer; use 'default'")
+    draw_scale, bias = BN_INITIALIZERS[name]
+
+    def leaf_value(path: tuple, leaf: Any) -> Any:
+        which = _leaf_name(path)
+        if which not in (SCALE, BIAS) or _path_string(path[:-1]) not in modules:
+            return leaf
+        shape = tuple(leaf.shape)
+        if which == SCALE:
+            return draw_scale(layer_key(key, _path_string(path), _BN_SALT), shape,
+                              leaf.dtype)
+        return np.full(shape, bias, leaf.dtype)
+
+    return jax.tree_util.tree_map_with_path(leaf_value, params)

@@ -2,7 +2,9 @@
 
 `permute_global` scatters the ticket's kept count uniformly over the whole prunable set
 (P1's "random ticket": no layer statistics survive); `permute_local` permutes within each
-layer (per-layer counts survive). Fresh weights come from the driver's init.
+layer (per-layer counts survive); `even_density` gives every layer the ticket's overall
+density (OpenLTH's `randomly_prune --strategy=even`). Fresh weights come from the
+driver's init.
 """
 
 from __future__ import annotations
@@ -48,6 +50,38 @@ def permute_local(mask: PyTree, seed: int) -> PyTree:
     for _, m in prunable_leaves(mask):
         m = np.asarray(m)
         out.append(m.ravel()[rng.permutation(m.size)].reshape(m.shape))
+    return _rebuild(mask, out)
+
+
+def even_counts(mask: PyTree) -> dict[str, int]:
+    """Per prunable layer, the count `even_density` keeps: the ticket's overall density
+    d = K/N (K kept of N prunable) apportioned by largest remainder. Each layer of size
+    n gets floor(d n) or ceil(d n), and the counts sum to exactly K, so the control is
+    compared at the ticket's own density: the layers' floors first, then one more
+    weight each for the K - sum(floors) layers with the largest remainders d n -
+    floor(d n), ties to the earlier layer (tree order). Integer arithmetic throughout
+    (remainders are K n mod N), so no float rounding decides a count."""
+    sizes = {name: int(np.size(m)) for name, m in prunable_leaves(mask)}
+    kept = sum(int(np.count_nonzero(np.asarray(m))) for _, m in prunable_leaves(mask))
+    total = sum(sizes.values())
+    counts = {name: kept * n // total for name, n in sizes.items()}
+    order = sorted(sizes, key=lambda name: -(kept * sizes[name] % total))  # stable: ties
+    for name in order[:kept - sum(counts.values())]:
+        counts[name] += 1
+    return counts
+
+
+def even_density(mask: PyTree, seed: int) -> PyTree:
+    """Every prunable layer at the ticket's overall density (counts: `even_counts`),
+    the kept positions drawn uniformly within each layer: a random mask with neither
+    the ticket's positions nor its layer-wise sparsity."""
+    rng = np.random.default_rng(seed)
+    counts = even_counts(mask)
+    out = []
+    for name, m in prunable_leaves(mask):
+        keep = np.zeros(np.size(m), dtype=bool)
+        keep[rng.permutation(keep.size)[:counts[name]]] = True
+        out.append(keep.reshape(np.shape(m)))
     return _rebuild(mask, out)
 
 

@@ -35,9 +35,7 @@ class RunLog:
         elif self.path.exists():
             self.path.unlink()
         self._file = open(self.path, "a")
-        from tensorboardX import SummaryWriter
-
-        self._writer = SummaryWriter(str(run_dir / TENSORBOARD_DIR))
+        self._writer = _summary_writer()(str(run_dir / TENSORBOARD_DIR))
 
     def write(self, record: dict) -> None:
         if not self._enabled:
@@ -54,6 +52,25 @@ class RunLog:
             return
         self._file.close()
         self._writer.close()
+
+
+def _summary_writer() -> type:
+    """tensorboardX's SummaryWriter, imported without PyTorch. tensorboardX imports torch
+    whenever it is installed (only to accept torch tensors, which are never logged here),
+    and that import took 1.5-2 s of every run's start-up on a 2-core CPU. The import is
+    refused for as long as tensorboardX loads; a torch that is already loaded is used."""
+    import sys
+
+    if "tensorboardX" in sys.modules or "torch" in sys.modules:
+        from tensorboardX import SummaryWriter
+        return SummaryWriter
+    sys.modules["torch"] = None  # `import torch` raises ImportError, as if not installed
+    try:
+        from tensorboardX import SummaryWriter
+    finally:
+        if sys.modules.get("torch", ...) is None:
+            del sys.modules["torch"]
+    return SummaryWriter
 
 
 def _step_of(line: str) -> Optional[int]:

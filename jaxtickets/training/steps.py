@@ -24,6 +24,7 @@ from jax.sharding import Mesh
 from jaxtickets.parallel import batch_sharded, replicated, state_shardings
 from jaxtickets.sparsity.masks import apply_mask, masked_apply_updates
 from jaxtickets.tasks.base import LabelsTask, Task, augment, cross_entropy, normalize  # noqa: F401
+from jaxtickets.training.freezing import keep_frozen
 from jaxtickets.training.state import TrainState
 from jaxtickets.training.xla_cpu import compiler_options
 
@@ -88,9 +89,12 @@ def make_steps(model: nn.Module, tx: optax.GradientTransformationExtraArgs,
                input_spec: InputSpec, mesh: Mesh, steps_per_call: int,
                task: Optional[Task] = None,
                learning_rate: Optional[Callable[[int], Any]] = None,
-               fsdp: bool = False, cpu_convolutions: str = "ynnpack") -> CompiledSteps:
+               fsdp: bool = False, cpu_convolutions: str = "ynnpack",
+               frozen: Optional[PyTree] = None) -> CompiledSteps:
     """The compiled steps. `fsdp`: the train state stays sharded over the data axis
     (parallel.state_shardings) between steps; XLA gathers what each layer needs.
+    `frozen`: a tree of bools, True for parameters that keep their values
+    (training/freezing.py; `tx` then holds no state for them); None: all train.
     `cpu_convolutions`: the library of XLA:CPU's convolutions (training/xla_cpu.py)."""
     traces = {"train": 0, "eval": 0, "train_lanes": 0, "eval_lanes": 0}
     task = task or LabelsTask()
@@ -146,6 +150,7 @@ def make_steps(model: nn.Module, tx: optax.GradientTransformationExtraArgs,
         # dropping it changes how XLA fuses the update and so its float rounding, and
         # with it every documented number (BENCHMARKS.md, target 1); it stays.
         params = masked_apply_updates(state.params, updates, state.mask, state.value_mask)
+        params = keep_frozen(state.params, params, frozen)
         metrics = {"loss": loss, "correct": correct.astype(jnp.int32),
                    "count": count.astype(jnp.int32)}
         return state.replace(step=state.step + 1, params=params, batch_stats=new_stats,
