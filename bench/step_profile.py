@@ -5,7 +5,9 @@ JAX's profiler times every XLA op (thunk) of the step; the compiled HLO says wha
 op is: a forward convolution, an input-gradient or kernel-gradient convolution (the
 kernel gradient's window spans the whole image), a dense-layer dot, a layout transpose
 or copy, or anything else (elementwise fusions, reductions, the optimizer). PyTorch's
-profiler does the same for its aten ops. Run it beside `XLA_FLAGS=...` to see what a
+profiler does the same for its aten ops. A kind's time is summed over threads: XLA may
+run independent ops at once on its CPU threads, so the kinds together can exceed the
+wall time of a step. Run it beside `XLA_FLAGS=...` to see what a
 flag moves, e.g. `--xla_cpu_experimental_ynn_fusion_type=` (XLA's Eigen convolutions
 instead of YNNPACK's).
 

@@ -383,7 +383,8 @@ DESCRIPTIONS: dict[str, str] = {
                               "(auto): 1 for convolutional models on CPU, where XLA runs "
                               "convolutions in a loop slowly, 100 elsewhere. Never changes "
                               "a logged number.",
-    "runtime.plot": "Write accuracy_vs_remaining.png into the workdir with the results.",
+    "runtime.plot": "Write accuracy_vs_remaining.png into the workdir with the results: "
+                    "redrawn at the end, and during a run at most once a minute.",
     "runtime.reader_threads": "Streamed datasets: JPEG-decoding threads on the host; 0: "
                               "one per core the process may use.",
     "runtime.fsdp": "Shard parameters, masks and optimizer state over the devices (FSDP) "

@@ -4,6 +4,7 @@ BENCHMARKS.md, measured side by side by the full runs, never asserted as times h
 from __future__ import annotations
 
 import math
+import os
 
 import numpy as np
 import pytest
@@ -147,7 +148,9 @@ def test_step_profile_finds_every_convolution_of_the_step():
     assert [ops.get(k, 0) for k in kinds[:3]] == [2, 1, 2]
     assert ops[kinds[3]] >= 3  # the three dense layers' forward dots, at least
     assert all(ms[k] > 0 for k in kinds[:4])
-    assert 0 < sum(ms.values()) <= wall
+    # Independent ops may run at once on XLA's CPU threads, so the summed op time is
+    # bounded by the wall time of every core together, not by one core's.
+    assert 0 < sum(ms.values()) <= wall * len(os.sched_getaffinity(0))
     torch_ms, torch_wall = step_profile.torch_profile("conv2", steps=1)
     assert torch_ms[kinds[0]] > 0 and torch_ms[step_profile.BACKWARD] > 0
     rows = step_profile.rows(ms, ops, wall, torch_ms, torch_wall)

@@ -40,6 +40,20 @@ def test_results_schema_and_plot(smoke_run):
     assert stored["identity"] == results["experiment"]
 
 
+def test_plot_is_drawn_at_the_end_not_at_every_write(tmp_path, monkeypatch):
+    """Results are written after every stage, but drawing the plot costs about as much as
+    a tenth of a LeNet level: within a minute only the final write draws it."""
+    from jaxtickets.experiment import results
+
+    plots, write_merged = [], results.write_merged
+    monkeypatch.setattr(results, "write_merged",
+                        lambda *args: plots.append(args[-1]) or write_merged(*args))
+    run_experiment(smoke_config(pruning__levels=1, train__duration="100st"),
+                   tmp_path / "run")
+    assert len(plots) >= 3 and plots[-1] is True and not any(plots[:-1])
+    assert (tmp_path / "run" / "accuracy_vs_remaining.png").exists()
+
+
 @pytest.mark.fast  # the end-to-end smoke run of make test-fast
 def test_train_step_compiles_once_for_all_levels(smoke_run):
     _, results = smoke_run
