@@ -114,6 +114,22 @@ def make_jpeg_imagenet(data_dir: pathlib.Path, n_train: int, n_val: int,
     return str(data_dir)
 
 
+def random_cifar_setup(config, n_train: int = 128, n_held_out: int = 8):
+    """The config's evaluation Setup built as the driver builds it, on random CIFAR-shaped
+    images (uint8) and labels: for tests of what the Setup derives from a config."""
+    from jaxtickets.data.datasets import Split, Splits
+    from jaxtickets.experiment import sources
+
+    rng = np.random.default_rng(0)
+
+    def split(n):
+        return Split(rng.integers(0, 256, (n, 32, 32, 3), np.uint8),
+                     rng.integers(0, 10, n).astype(np.int32))
+
+    return sources.evaluation_setup(config, Splits("cifar10", split(n_train),
+                                                   split(n_held_out), split(n_held_out), 10))
+
+
 def smoke_config(**overrides):
     """configs/mnist_lenet.py:smoke with dotted-key overrides ('pruning.rewind'='100st')."""
     config = load_config("mnist_lenet", "smoke")

@@ -16,10 +16,8 @@ import jax
 import numpy as np
 import pytest
 
-from conftest import load_config, smoke_config
+from conftest import load_config, random_cifar_setup, smoke_config
 from jaxtickets import host
-from jaxtickets.data.datasets import Split, Splits
-from jaxtickets.experiment import sources
 from jaxtickets.experiment.driver import run_experiment
 from jaxtickets.training import backend_defaults, xla_cpu
 from jaxtickets.training.backend_defaults import AUTO
@@ -61,15 +59,7 @@ def _conv2_setup(monkeypatch, platform: str):
     """The driver's evaluation Setup of configs/cifar10_conv.py:conv2 on random images,
     as if the devices were `platform`'s."""
     monkeypatch.setattr(backend_defaults, "platform", lambda mesh: platform)
-    config = load_config("cifar10_conv", "conv2,smoke")
-    rng = np.random.default_rng(0)
-
-    def split(n):
-        return Split(rng.integers(0, 256, (n, 32, 32, 3), np.uint8),
-                     rng.integers(0, 10, n).astype(np.int32))
-
-    return sources.evaluation_setup(config, Splits("cifar10", split(120), split(60),
-                                                   split(60), 10))
+    return random_cifar_setup(load_config("cifar10_conv", "conv2,smoke"), 120, 60)
 
 
 @pytest.mark.parametrize("platform, expected", [("cpu", 1), ("gpu", 100), ("tpu", 100)])

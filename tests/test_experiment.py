@@ -41,8 +41,8 @@ def test_results_schema_and_plot(smoke_run):
 
 
 def test_plot_is_drawn_at_the_end_not_at_every_write(tmp_path, monkeypatch):
-    """Results are written after every stage, but drawing the plot costs about as much as
-    a tenth of a LeNet level: within a minute only the final write draws it."""
+    """Results are written after every stage, but drawing the plot costs a sixth to a tenth
+    of a LeNet level: within a minute only the final write draws it."""
     from jaxtickets.experiment import results
 
     plots, write_merged = [], results.write_merged

@@ -15,11 +15,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from conftest import load_config
+from conftest import load_config, random_cifar_setup
 from jaxtickets.config_schema import base_config, validate
-from jaxtickets.data.datasets import Split, Splits
 from jaxtickets.errors import ConfigError
-from jaxtickets.experiment import sources
 from jaxtickets.experiment.driver import Experiment
 from jaxtickets.models import abstract_variables, create_model
 from jaxtickets.models.initializers import (BN_INITIALIZERS, INITIALIZERS, bn_init_names,
@@ -196,18 +194,6 @@ def test_unknown_initializer_is_a_config_error_naming_model_init():
     validate(config)
 
 
-def _random_cifar_setup(config):
-    """The config's evaluation Setup built as the driver builds it, on random images."""
-    rng = np.random.default_rng(0)
-
-    def split(n):
-        return Split(rng.integers(0, 256, (n, *CIFAR), np.uint8),
-                     rng.integers(0, 10, n).astype(np.int32))
-
-    return sources.evaluation_setup(config, Splits("cifar10", split(128), split(8),
-                                                   split(8), 10))
-
-
 def test_p2_resnet20_starts_from_gaussian_glorot_kernels():
     """configs/p2_deep_cifar.py:resnet20 as given, its evaluation Setup built from the
     config as the driver builds it (random images) and its initial variables drawn by
@@ -215,7 +201,7 @@ def test_p2_resnet20_starts_from_gaussian_glorot_kernels():
     fan_out)). He fan_out, the model's own default, gives sqrt(2) times that on the
     3x3 convs of equal widths."""
     config = load_config("p2_deep_cifar", "resnet20")
-    setup = _random_cifar_setup(config)
+    setup = random_cifar_setup(config)
     variables = Experiment.init_weights(setup, KEY)
     checked = 0
     for path, w in jax.tree_util.tree_flatten_with_path(variables["params"])[0]:
@@ -418,7 +404,7 @@ def test_driver_start_weights_of_a_resnet20_run_have_uniform_bn_scales():
     config = load_config("p3_resnet20", "smoke")
     config.model.bn_init = "uniform"
     validate(config)
-    setup = _random_cifar_setup(config)
+    setup = random_cifar_setup(config)
     assert setup.bn_init == "uniform"
     drawn = Experiment.init_weights(setup, KEY)
     setup.bn_init = "default"

@@ -59,7 +59,7 @@ PyTree = Any
 REINIT_STREAM = 1_000_003  # PRNG stream ids keep each kind of randomness independent
 DATA_STREAM = 2
 INIT_STREAM = 1
-PLOT_EVERY_SECONDS = 60  # the plot's refresh during a run (Driver._write)
+PLOT_EVERY_SECONDS = 60  # the plot's refresh during a run (Experiment._write)
 
 
 @functools.partial(jax.jit, static_argnums=0)
@@ -292,7 +292,7 @@ class Experiment:
         """Writes the rows computed so far (results.write_merged keeps those of stages
         not yet reached in this process) with the experiment's summary. The plot is
         redrawn at the end and, during the run, at most every PLOT_EVERY_SECONDS: drawing
-        it costs about 0.4 s, a tenth of a LeNet level on a CPU."""
+        it costs about 0.4 s, a sixth to a tenth of a LeNet level on a CPU."""
         traces: dict[str, int] = {}
         setups = {id(s.setup): s.setup for s in self.sources}
         setups[id(self.evaluation)] = self.evaluation
